@@ -1,0 +1,3 @@
+from dbtgate.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,221 @@
+"""The scenario language: which jobs exist, how their runs behave, and which faults the API injects.
+
+A scenario is a small YAML file (see docs/emulator.md for the full reference and examples):
+
+    account_id: 1
+    token: emulator-token
+    time_scale: 60            # emulated seconds per real second
+    jobs:
+      - id: 2
+        name: Nightly build
+        execute_steps: ["dbt build"]
+        outcome: error         # or a list, one per run: [error, success]
+        run_seconds: 300
+    faults:
+      - kind: http_error
+        endpoint: get_run
+        status: 503
+        count: 3
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dbtgate.emulator.content import DEFAULT_FAILURES, NodeResult, resolve_node
+
+ENDPOINTS = frozenset({"trigger", "rerun", "get_run", "list_runs", "cancel", "list_artifacts", "get_artifact",
+                       "get_job", "list_jobs", "*"})
+FAULT_KINDS = frozenset({
+    "http_error",               # a status code with an HTML, JSON or empty body (5xx bursts, 429, 401 midway)
+    "malformed_json",           # 200 with a body that is not JSON
+    "drop_connection",          # the connection closes without any response
+    "slow",                     # the response comes after `delay` real seconds
+    "not_found_new_run",        # 404 for the first `polls` GETs of each brand-new run
+    "lose_trigger_response",    # the run is created, then the connection closes without a response
+    "delay_trigger_response",   # the run is created, the response comes after `delay` real seconds
+    "unknown_status",           # get_run reports status `code` (an unknown status code)
+})
+OUTCOMES = frozenset({"success", "error", "cancelled"})
+
+
+class ScenarioError(ValueError):
+    """A scenario file that does not say what it means; the message names the field."""
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    id: int
+    name: str
+    execute_steps: tuple[str, ...] = ("dbt build",)
+    outcomes: tuple[str, ...] = ("success",)
+    queue_seconds: float = 2.0
+    start_seconds: float = 5.0
+    setup_seconds: float = 3.0      # each of "Clone git repository" and "Create profile ..."
+    run_seconds: float = 60.0       # each dbt command
+    timeout_seconds: int = 0
+    generate_docs: bool = False
+    artifacts: bool = True          # False: a job whose runs produce no artifacts (404 on fetch)
+    retryable: bool = True
+    failures: tuple[NodeResult, ...] = DEFAULT_FAILURES
+    warnings: tuple[NodeResult, ...] = ()
+    project_id: int = 1
+    environment_id: int = 1
+
+    def outcome_for(self, attempt: int) -> str:
+        """The outcome of the job's attempt-th run (0-based); the last listed outcome repeats."""
+        return self.outcomes[min(attempt, len(self.outcomes) - 1)]
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    kind: str
+    endpoint: str = "*"
+    status: int = 503
+    body: str = "html"                 # html | json | empty
+    retry_after: str | None = None
+    count: int = 1                     # how many requests it hits; 0 = every matching request
+    after: int = 0                     # matching requests let through before it starts
+    window: tuple[float, float] | None = None  # emulated seconds since start, [from, to)
+    delay: float = 0.0                 # real seconds, for slow / delay_trigger_response
+    polls: int = 2                     # for not_found_new_run
+    code: int = 99                     # for unknown_status
+    job_id: int | None = None          # only requests about this job (trigger/rerun/get_job)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    account_id: int = 1
+    token: str = "emulator-token"
+    time_scale: float = 1.0
+    jobs: tuple[JobSpec, ...] = ()
+    faults: tuple[FaultSpec, ...] = ()
+    first_run_id: int = 70_000_001
+
+    def job(self, job_id: int) -> JobSpec | None:
+        return next((job for job in self.jobs if job.id == job_id), None)
+
+
+def load_scenario(path: str | Path | None = None, **overrides: Any) -> Scenario:
+    """Read a scenario file; with no path, the built-in demo scenario. Keyword overrides replace top-level keys."""
+    if path is None:
+        text = resources.files("dbtgate.emulator").joinpath("default_scenario.yaml").read_text("utf-8")
+        source = "the built-in scenario"
+    else:
+        text = Path(path).read_text("utf-8")
+        source = str(path)
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as error:
+        raise ScenarioError(f"{source} is not valid YAML: {error}") from error
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"{source} must be a mapping with keys such as jobs: and faults:")
+    raw.update(overrides)
+    return parse_scenario(raw)
+
+
+def parse_scenario(raw: dict[str, Any]) -> Scenario:
+    unknown = set(raw) - {"account_id", "token", "time_scale", "jobs", "faults", "first_run_id"}
+    if unknown:
+        raise ScenarioError(f"unknown top-level key(s) {sorted(unknown)}")
+    jobs = tuple(_parse_job(item, i) for i, item in enumerate(raw.get("jobs") or []))
+    if len({job.id for job in jobs}) != len(jobs):
+        raise ScenarioError("jobs: two jobs share an id")
+    faults = tuple(_parse_fault(item, i) for i, item in enumerate(raw.get("faults") or []))
+    time_scale = float(raw.get("time_scale", 1.0))
+    if time_scale <= 0:
+        raise ScenarioError("time_scale must be positive")
+    return Scenario(
+        account_id=int(raw.get("account_id", 1)),
+        token=str(raw.get("token", "emulator-token")),
+        time_scale=time_scale,
+        jobs=jobs,
+        faults=faults,
+        first_run_id=int(raw.get("first_run_id", 70_000_001)),
+    )
+
+
+def _node_results(items: Any, where: str, default_status: str) -> tuple[NodeResult, ...]:
+    if not isinstance(items, list):
+        raise ScenarioError(f"{where} must be a list of {{node, status, message}}")
+    results = []
+    for item in items:
+        if isinstance(item, str):
+            item = {"node": item}
+        if not isinstance(item, dict) or "node" not in item:
+            raise ScenarioError(f"{where}: each entry needs a node (a unique id or a name)")
+        node = resolve_node(str(item["node"]))
+        status = str(item.get("status", default_status))
+        default_message = "Got 1 result, configured to warn if != 0" if status == "warn" else (
+            "Got 1 result, configured to fail if != 0" if node.resource_type == "test" else
+            f"Database Error in model {node.name}\n  000904 (42000): SQL compilation error: invalid identifier "
+            "'ORDER_TOTAL'")
+        results.append(NodeResult(node.unique_id, status, str(item.get("message", default_message)),
+                                  float(item.get("execution_time", 0.8)),
+                                  int(item.get("failures", 1)) if node.resource_type == "test" else None))
+    return tuple(results)
+
+
+def _parse_job(item: Any, index: int) -> JobSpec:
+    where = f"jobs[{index}]"
+    if not isinstance(item, dict) or "id" not in item:
+        raise ScenarioError(f"{where} needs at least an id")
+    known = set(JobSpec.__dataclass_fields__) | {"outcome"}
+    unknown = set(item) - known
+    if unknown:
+        raise ScenarioError(f"{where}: unknown key(s) {sorted(unknown)}")
+    outcome = item.get("outcomes", item.get("outcome", "success"))
+    outcomes = tuple(outcome if isinstance(outcome, list) else [outcome])
+    bad = [o for o in outcomes if o not in OUTCOMES]
+    if bad or not outcomes:
+        raise ScenarioError(f"{where}.outcome must be one of {sorted(OUTCOMES)} or a list of them, not {bad}")
+    steps = item.get("execute_steps", ["dbt build"])
+    if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
+        raise ScenarioError(f"{where}.execute_steps must be a list of dbt commands")
+    kwargs: dict[str, Any] = {"id": int(item["id"]), "name": str(item.get("name", f"Job {item['id']}")),
+                              "execute_steps": tuple(steps), "outcomes": outcomes}
+    for key in ("queue_seconds", "start_seconds", "setup_seconds", "run_seconds"):
+        if key in item:
+            kwargs[key] = float(item[key])
+    for key in ("timeout_seconds", "project_id", "environment_id"):
+        if key in item:
+            kwargs[key] = int(item[key])
+    for key in ("generate_docs", "artifacts", "retryable"):
+        if key in item:
+            kwargs[key] = bool(item[key])
+    if "failures" in item:
+        kwargs["failures"] = _node_results(item["failures"], f"{where}.failures", "fail")
+    if "warnings" in item:
+        kwargs["warnings"] = _node_results(item["warnings"], f"{where}.warnings", "warn")
+    return JobSpec(**kwargs)
+
+
+def _parse_fault(item: Any, index: int) -> FaultSpec:
+    where = f"faults[{index}]"
+    if not isinstance(item, dict) or item.get("kind") not in FAULT_KINDS:
+        raise ScenarioError(f"{where}.kind must be one of {sorted(FAULT_KINDS)}")
+    unknown = set(item) - set(FaultSpec.__dataclass_fields__)
+    if unknown:
+        raise ScenarioError(f"{where}: unknown key(s) {sorted(unknown)}")
+    endpoint = str(item.get("endpoint", "*"))
+    if endpoint not in ENDPOINTS:
+        raise ScenarioError(f"{where}.endpoint must be one of {sorted(ENDPOINTS)}")
+    window = item.get("window")
+    if window is not None and (not isinstance(window, list) or len(window) != 2):
+        raise ScenarioError(f"{where}.window must be [from_seconds, to_seconds]")
+    retry_after = item.get("retry_after")
+    return FaultSpec(
+        kind=str(item["kind"]), endpoint=endpoint, status=int(item.get("status", 503)),
+        body=str(item.get("body", "html")), retry_after=None if retry_after is None else str(retry_after),
+        count=int(item.get("count", 1)), after=int(item.get("after", 0)),
+        window=(float(window[0]), float(window[1])) if window else None, delay=float(item.get("delay", 0.0)),
+        polls=int(item.get("polls", 2)), code=int(item.get("code", 99)),
+        job_id=int(item["job_id"]) if item.get("job_id") is not None else None,
+    )
+
+

@@ -1,0 +1,211 @@
+"""What dbt Cloud tells us, as typed values: run statuses, runs, steps, jobs.
+
+The HTTP layer hands raw JSON to `Run.from_api` / `Job.from_api`; nothing past that point touches a dict.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import IntEnum
+from typing import Any
+
+
+class RunStatus(IntEnum):
+    QUEUED = 1
+    STARTING = 2
+    RUNNING = 3
+    SUCCESS = 10
+    ERROR = 20
+    CANCELLED = 30
+
+    @property
+    def humanized(self) -> str:
+        return self.name.capitalize()
+
+
+TERMINAL_STATUSES = frozenset({RunStatus.SUCCESS, RunStatus.ERROR, RunStatus.CANCELLED})
+
+_DURATION = re.compile(r"^(\d+):([0-5]\d):([0-5]\d)$")
+
+
+def parse_api_duration(text: str | None) -> int | None:
+    """dbt Cloud's "HH:MM:SS" (hours may exceed 24) as seconds; None when absent or unparseable."""
+    if not text:
+        return None
+    match = _DURATION.match(text.strip())
+    if not match:
+        return None
+    hours, minutes, seconds = (int(part) for part in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def parse_api_timestamp(text: str | None) -> datetime | None:
+    """dbt Cloud timestamps ("2024-05-27 10:42:16.179903+00:00", space separator) as aware UTC datetimes."""
+    if not text:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def iso_utc(moment: datetime | None) -> str:
+    """ISO-8601 UTC with a Z, to the second, or "" for None (the `finished_at` output of an unfinished run)."""
+    if moment is None:
+        return ""
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+@dataclass(frozen=True)
+class RunStep:
+    index: int
+    name: str
+    status_code: int
+    status_humanized: str
+    logs: str
+    duration_seconds: int | None
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> RunStep:
+        code = _int_or_none(data.get("status")) or 0
+        return cls(
+            index=_int_or_none(data.get("index")) or 0,
+            name=_str(data.get("name")),
+            status_code=code,
+            status_humanized=_str(data.get("status_humanized")) or humanize_status(code),
+            logs=_str(data.get("logs")),
+            duration_seconds=parse_api_duration(data.get("duration")),
+        )
+
+    @property
+    def failed(self) -> bool:
+        return self.status_code == RunStatus.ERROR
+
+
+def humanize_status(code: int) -> str:
+    try:
+        return RunStatus(code).humanized
+    except ValueError:
+        return f"Unknown ({code})"
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    job_id: int | None
+    status_code: int
+    status_humanized: str
+    status_message: str
+    href: str
+    git_sha: str
+    git_branch: str
+    cause: str
+    job_name: str
+    created_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_seconds: int | None
+    queued_duration_seconds: int | None
+    run_duration_seconds: int | None
+    blocked_by: tuple[int, ...] = ()
+    steps: tuple[RunStep, ...] = ()
+    is_complete: bool = False
+    can_retry: bool = False
+    retry_not_supported_reason: str = ""
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> Run:
+        run_id = _int_or_none(data.get("id"))
+        if run_id is None:
+            raise ValueError("the run object has no integer 'id'")
+        code = _int_or_none(data.get("status"))
+        trigger = data.get("trigger") if isinstance(data.get("trigger"), dict) else {}
+        job = data.get("job") if isinstance(data.get("job"), dict) else {}
+        raw_steps = data.get("run_steps") if isinstance(data.get("run_steps"), list) else []
+        blocked = data.get("blocked_by") if isinstance(data.get("blocked_by"), list) else []
+        return cls(
+            id=run_id,
+            job_id=_int_or_none(data.get("job_definition_id")) or _int_or_none(data.get("job_id")),
+            status_code=code if code is not None else 0,
+            status_humanized=_str(data.get("status_humanized")) or humanize_status(code or 0),
+            status_message=_str(data.get("status_message")),
+            href=_str(data.get("href")),
+            git_sha=_str(data.get("git_sha")),
+            git_branch=_str(data.get("git_branch")),
+            cause=_str(trigger.get("cause")) if trigger else "",
+            job_name=_str(job.get("name")) if job else "",
+            created_at=parse_api_timestamp(data.get("created_at")),
+            started_at=parse_api_timestamp(data.get("started_at")),
+            finished_at=parse_api_timestamp(data.get("finished_at")),
+            duration_seconds=parse_api_duration(data.get("duration")),
+            queued_duration_seconds=parse_api_duration(data.get("queued_duration")),
+            run_duration_seconds=parse_api_duration(data.get("run_duration")),
+            blocked_by=tuple(b for b in blocked if isinstance(b, int)),
+            steps=tuple(RunStep.from_api(s) for s in raw_steps if isinstance(s, dict)),
+            is_complete=data.get("is_complete") is True,
+            can_retry=data.get("can_retry") is True,
+            retry_not_supported_reason=_str(data.get("retry_not_supported_reason")),
+        )
+
+    @property
+    def status(self) -> RunStatus | None:
+        """The known status, or None for a code this version of dbtgate does not know."""
+        try:
+            return RunStatus(self.status_code)
+        except ValueError:
+            return None
+
+    @property
+    def is_terminal(self) -> bool:
+        # An unknown code only counts as finished when dbt Cloud itself says the run is complete; it is then
+        # treated as a failure, never as success.
+        status = self.status
+        return status in TERMINAL_STATUSES if status is not None else self.is_complete
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status is RunStatus.SUCCESS
+
+    @property
+    def failed_step(self) -> RunStep | None:
+        return next((step for step in self.steps if step.failed), None)
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    name: str
+    execute_steps: tuple[str, ...] = ()
+    timeout_seconds: int = 0
+    project_id: int | None = None
+    environment_id: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> Job:
+        job_id = _int_or_none(data.get("id"))
+        if job_id is None:
+            raise ValueError("the job object has no integer 'id'")
+        execution = data.get("execution") if isinstance(data.get("execution"), dict) else {}
+        steps = data.get("execute_steps") if isinstance(data.get("execute_steps"), list) else []
+        return cls(
+            id=job_id,
+            name=_str(data.get("name")),
+            execute_steps=tuple(s for s in steps if isinstance(s, str)),
+            timeout_seconds=(_int_or_none(execution.get("timeout_seconds")) or 0) if execution else 0,
+            project_id=_int_or_none(data.get("project_id")),
+            environment_id=_int_or_none(data.get("environment_id")),
+        )
