@@ -65,6 +65,14 @@ def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
@@ -132,10 +140,10 @@ class Run:
         if run_id is None:
             raise ValueError("the run object has no integer 'id'")
         code = _int_or_none(data.get("status"))
-        trigger = data.get("trigger") if isinstance(data.get("trigger"), dict) else {}
-        job = data.get("job") if isinstance(data.get("job"), dict) else {}
-        raw_steps = data.get("run_steps") if isinstance(data.get("run_steps"), list) else []
-        blocked = data.get("blocked_by") if isinstance(data.get("blocked_by"), list) else []
+        trigger = _dict(data.get("trigger"))
+        job = _dict(data.get("job"))
+        raw_steps = _list(data.get("run_steps"))
+        blocked = _list(data.get("blocked_by"))
         return cls(
             id=run_id,
             job_id=_int_or_none(data.get("job_definition_id")) or _int_or_none(data.get("job_id")),
@@ -199,8 +207,8 @@ class Job:
         job_id = _int_or_none(data.get("id"))
         if job_id is None:
             raise ValueError("the job object has no integer 'id'")
-        execution = data.get("execution") if isinstance(data.get("execution"), dict) else {}
-        steps = data.get("execute_steps") if isinstance(data.get("execute_steps"), list) else []
+        execution = _dict(data.get("execution"))
+        steps = _list(data.get("execute_steps"))
         return cls(
             id=job_id,
             name=_str(data.get("name")),

@@ -43,7 +43,7 @@ class Emulator:
             context.load_cert_chain(cert, key)
             self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
             self.ca_file = cert
-        bound_host, bound_port = self._server.server_address[:2]
+        bound_host, bound_port = str(self._server.server_address[0]), int(self._server.server_address[1])
         scheme = "https" if tls else "http"
         self.url = f"{scheme}://{'localhost' if tls else bound_host}:{bound_port}"
         self.world = World(self.scenario, self.clock, base_url=self.url)

@@ -65,6 +65,4 @@ class FaultInjector:
             return False
         if fault.job_id is not None and facts.job_id != fault.job_id:
             return False
-        if fault.window is not None and not fault.window[0] <= facts.elapsed < fault.window[1]:
-            return False
-        return True
+        return not (fault.window is not None and not fault.window[0] <= facts.elapsed < fault.window[1])

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from dbtgate.emulator.faults import FaultInjector, RequestFacts
-from dbtgate.emulator.scenario import FaultSpec, Scenario
+from dbtgate.emulator.scenario import FaultSpec
 from dbtgate.emulator.world import World
 
 API = r"^/api/v2/accounts/(?P<account>[^/]+)"
@@ -245,10 +245,7 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(404, "The requested resource was not found.", f"Job {params.get('job')} not found.")
             if endpoint == "get_job":
                 return 200, world.job_json(job), None
-            if endpoint == "trigger":
-                run = world.trigger(job, validate_trigger_body(body))
-            else:
-                run = world.rerun(job)
+            run = world.trigger(job, validate_trigger_body(body)) if endpoint == "trigger" else world.rerun(job)
             entry["created_run"] = run["id"]
             return 200, run, None
         if endpoint == "list_jobs":
@@ -266,7 +263,7 @@ class Handler(BaseHTTPRequestHandler):
             return 200, run, None
         if endpoint == "cancel":
             return 200, world.cancel(run_id), None
-        step = _int_or_none((query.get("step") or [None])[0])
+        step = _int_or_none(query["step"][0]) if query.get("step") else None
         if endpoint == "list_artifacts":
             return 200, world.artifact_paths(run_id, step), None
         artifact = world.artifact(run_id, params["path"], step)
@@ -281,7 +278,8 @@ class Handler(BaseHTTPRequestHandler):
             values = query.get(name)
             return values[-1] if values else None
         try:
-            job_id = int(one("job_definition_id")) if one("job_definition_id") else None
+            job_text = one("job_definition_id")
+            job_id = int(job_text) if job_text else None
             statuses = parse_int_list(query["status__in"]) if "status__in" in query else None
             if one("status"):
                 statuses = (statuses or set()) | {int(one("status") or 0)}

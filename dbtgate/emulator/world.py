@@ -459,7 +459,7 @@ class World:
             "queued_duration_humanized": _humanize_seconds(queued_for),
             "run_duration_humanized": _humanize_seconds(ran_for),
             "created_at_humanized": _humanize_seconds(now - record.created) + " ago",
-            "finished_at_humanized": (_humanize_seconds(now - record.finished) + " ago") if finished else "0 minutes from now",
+            "finished_at_humanized": (_humanize_seconds(now - record.finished) + " ago") if finished else None,
             "retrying_run_id": record.retry_of, "can_retry": finished and refusal is None,
             "retry_not_supported_reason": refusal, "job_id": record.job.id, "is_running": None,
             "href": f"{self.base_url}/deploy/{account}/projects/{project}/runs/{record.id}/",

@@ -1,0 +1,328 @@
+"""Command line and action entry: `dbtgate run|wait|status|cancel|emulator|demo`, or the action with no arguments.
+
+Inside a GitHub Docker action (GITHUB_ACTIONS=true and no arguments) inputs come from INPUT_* variables; with
+arguments, from flags and DBT_CLOUD_* variables. Both become the same raw mapping and go through one validation
+(`config.parse_config`) and one code path (`execute`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import structlog
+
+from dbtgate import __version__
+from dbtgate.client import ApiFailure, DbtCloudClient, DeadlineExceeded
+from dbtgate.clock import SystemClock
+from dbtgate.config import INPUTS, SPECS, ConfigError, GateConfig, InputSpec, parse_config
+from dbtgate.gate import ExitCode, Gate, GateResult
+from dbtgate.github import Workflow
+from dbtgate.logs import Redactor, configure
+from dbtgate.report import outputs_for, publish, write_config_error
+from dbtgate.signals import Interrupted, SignalGuard
+
+EXIT_CODES_HELP = """exit codes:
+  0  the run succeeded (or was triggered without waiting, or failure_on_error is false)
+  1  the run did not succeed: error, cancelled, or still running at the timeout
+  2  bad input or configuration; nothing was triggered
+  3  dbt Cloud could not be used: authentication, not found, or the API kept failing
+  130/143  interrupted by SIGINT/SIGTERM (the run is cancelled first unless told otherwise)
+"""
+BOOLEAN_INPUTS = tuple(spec.name for spec in INPUTS if spec.default in ("true", "false"))
+MULTI_INPUTS = ("steps_override", "artifacts")
+RUN_ONLY = ("dbt_cloud_job_id", "cause", "git_sha", "git_branch", "github_pull_request_id", "schema_override",
+            "dbt_version_override", "threads_override", "target_name_override", "generate_docs_override",
+            "timeout_seconds_override", "steps_override", "wait_for_job")
+
+
+def flag_of(spec: InputSpec) -> str:
+    return spec.cli_flag or "--" + spec.name.replace("_", "-")
+
+
+# ---- entry ----------------------------------------------------------------------------------------------------
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
+         stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    env = dict(os.environ if env is None else env)
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    if not argv and env.get("GITHUB_ACTIONS") == "true":
+        return run_action(env, stdout)
+    parser = build_parser()
+    if not argv:
+        parser.print_help(stderr)
+        return ExitCode.BAD_CONFIG
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0) and ExitCode.BAD_CONFIG
+    handler: Any = args.handler
+    return int(handler(args, env, stdout, stderr))
+
+
+def run_action(env: Mapping[str, str], stdout: TextIO) -> int:
+    """The Docker action: inputs from INPUT_*, logs and workflow commands on stdout."""
+    workflow = Workflow(stdout, github=True)
+    token = env.get("INPUT_DBT_CLOUD_TOKEN", "").strip()
+    if token:
+        workflow.add_mask(token)  # before anything else is printed
+    redactor = configure(stdout, debug=env.get("RUNNER_DEBUG") == "1", redactor=Redactor([token]))
+    raw = {spec.name: env.get(f"INPUT_{spec.name.upper()}", "") for spec in INPUTS}
+    labels = {spec.name: f"input `{spec.name}`" for spec in INPUTS}
+    try:
+        config = parse_config(raw, env, labels)
+    except ConfigError as error:
+        write_config_error(env, error.problems, workflow)
+        return ExitCode.BAD_CONFIG
+    return execute(config, env, workflow, redactor)
+
+
+def execute(config: GateConfig, env: Mapping[str, str], workflow: Workflow, redactor: Redactor, *,
+            summary_file: str | None = None, output_file: str | None = None, json_out: TextIO | None = None,
+            install_signals: bool = True) -> int:
+    """The one code path: gate the job, then publish outputs, summary and annotations, then the exit code."""
+    log = structlog.get_logger("dbtgate")
+    guard = SignalGuard()
+    if install_signals:
+        guard.install()
+    for warning in config.warnings:
+        workflow.warning(warning, title="dbtgate input")
+    try:
+        client = DbtCloudClient(config.base_url, config.token, config.account_id, api_timeout=config.api_timeout,
+                                clock=SystemClock())
+        result = Gate(config, client, SystemClock(), emit=lambda line: log.info(line)).run()
+    except Interrupted as interrupted:  # a signal before the gate took charge: nothing to cancel
+        result = _bare_result(interrupted)
+    guard.cleaning_up = True  # from here on, a further signal must not cut the report short
+    publish(result, config, workflow=workflow, env=env, summary_file=summary_file, output_file=output_file)
+    log.info(result.headline, outcome=result.outcome.value, exit_code=result.exit_code)
+    if json_out is not None:
+        payload = {"outputs": outputs_for(result, config)}
+        json_out.write(redactor.scrub(json.dumps(payload, indent=2)) + "\n")
+    return result.exit_code
+
+
+def _bare_result(interrupted: Interrupted) -> GateResult:
+    from dbtgate.gate import Outcome, exit_code_for
+    return GateResult(outcome=Outcome.INTERRUPTED, exit_code=exit_code_for(Outcome.INTERRUPTED, True,
+                                                                           interrupted.signum),
+                      headline=f"Interrupted by {interrupted} before any run was triggered")
+
+
+# ---- CLI ------------------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dbtgate", description="Trigger a dbt Cloud job, wait for its run, and pass only if it succeeded.",
+        epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"dbtgate {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    run = commands.add_parser("run", help="trigger a job and wait for the run (the gate)", epilog=EXIT_CODES_HELP,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    _connection_flags(run)
+    _gate_flags(run, include_trigger=True)
+    run.set_defaults(handler=cmd_gate)
+
+    wait = commands.add_parser("wait", help="wait on an existing run and gate on it", epilog=EXIT_CODES_HELP,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    wait.add_argument("run_id", metavar="RUN_ID")
+    _connection_flags(wait)
+    _gate_flags(wait, include_trigger=False)
+    wait.set_defaults(handler=cmd_gate)
+
+    status = commands.add_parser("status", help="show a run's status")
+    status.add_argument("run_id", metavar="RUN_ID", type=int)
+    _connection_flags(status)
+    status.set_defaults(handler=cmd_status)
+
+    cancel = commands.add_parser("cancel", help="cancel a run")
+    cancel.add_argument("run_id", metavar="RUN_ID", type=int)
+    _connection_flags(cancel)
+    cancel.set_defaults(handler=cmd_cancel)
+
+    emulator = commands.add_parser("emulator", help="serve a local dbt Cloud API emulator until Ctrl-C")
+    emulator.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0: any free port)")
+    emulator.add_argument("--scenario", help="scenario YAML file (default: the built-in demo scenario)")
+    emulator.add_argument("--time-scale", type=float, help="emulated seconds per real second")
+    emulator.add_argument("--tls", action="store_true", help="serve HTTPS with a throwaway self-signed certificate")
+    emulator.set_defaults(handler=cmd_emulator)
+
+    demo = commands.add_parser("demo", help="watch dbtgate gate two jobs on the built-in emulator")
+    demo.add_argument("--out", default="dbtgate-demo", help="folder for the outputs, summaries and artifacts")
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def _connection_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("dbt Cloud")
+    for name in ("dbt_cloud_url", "dbt_cloud_token", "dbt_cloud_account_id", "allow_insecure_http", "api_timeout"):
+        _add_input(group, SPECS[name])
+    output = parser.add_argument_group("output")
+    output.add_argument("--json", action="store_true", help="print the outputs as JSON on stdout")
+    output.add_argument("--log-format", choices=("console", "json"), default="console",
+                        help="progress log format on stderr")
+    output.add_argument("--debug", action="store_true", help="log every request (the token is always redacted)")
+
+
+def _gate_flags(parser: argparse.ArgumentParser, include_trigger: bool) -> None:
+    group = parser.add_argument_group("trigger" if include_trigger else "gate")
+    for spec in INPUTS:
+        if spec.name in ("dbt_cloud_url", "dbt_cloud_token", "dbt_cloud_account_id", "allow_insecure_http",
+                         "api_timeout", "run_id"):
+            continue
+        if not include_trigger and spec.name in RUN_ONLY:
+            continue
+        _add_input(group, spec)
+    files = parser.add_argument_group("report files")
+    files.add_argument("--summary", metavar="FILE", help="append the Markdown summary to FILE")
+    files.add_argument("--output", metavar="FILE", help="append outputs to FILE in GITHUB_OUTPUT format")
+
+
+def _add_input(group: Any, spec: InputSpec) -> None:
+    flag = flag_of(spec)
+    env_note = f" [env: {', '.join(spec.env_vars)}]" if spec.env_vars else ""
+    default_note = f" (default: {spec.default})" if spec.default else ""
+    help_text = (spec.description + default_note + env_note).replace("%", "%%")
+    if spec.name in BOOLEAN_INPUTS:
+        group.add_argument(flag, dest=spec.name, nargs="?", const="true", metavar="BOOL", help=help_text)
+        group.add_argument("--no-" + flag[2:], dest=spec.name, action="store_const", const="false",
+                           help=argparse.SUPPRESS)
+    elif spec.name in MULTI_INPUTS:
+        group.add_argument(flag, dest=spec.name, action="append", metavar="VALUE", help=help_text + " Repeatable.")
+    else:
+        group.add_argument(flag, dest=spec.name, metavar=spec.name.upper().removeprefix("DBT_CLOUD_"),
+                           help=help_text)
+
+
+def _raw_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    raw: dict[str, str] = {}
+    labels: dict[str, str] = {}
+    for spec in INPUTS:
+        value = getattr(args, spec.name, None)
+        if isinstance(value, list):
+            value = "\n".join(value)
+        if value is None:
+            value = next((env[var] for var in spec.env_vars if env.get(var)), None)
+        raw[spec.name] = value if value is not None else spec.default
+        labels[spec.name] = flag_of(spec) + (f" (or {spec.env_vars[0]})" if spec.env_vars else "")
+    run_id = getattr(args, "run_id", None)
+    if run_id is not None:
+        raw["run_id"] = str(run_id)
+        labels["run_id"] = "RUN_ID"
+    return raw, labels
+
+
+def _cli_setup(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stderr: TextIO
+               ) -> tuple[Workflow, Redactor]:
+    in_actions = env.get("GITHUB_ACTIONS") == "true"
+    workflow = Workflow(stdout if in_actions else stderr, github=in_actions)
+    token = (getattr(args, "dbt_cloud_token", None) or env.get("DBT_CLOUD_API_TOKEN") or "").strip()
+    if token and in_actions:
+        workflow.add_mask(token)
+    redactor = configure(stderr, fmt=getattr(args, "log_format", "console"), debug=getattr(args, "debug", False),
+                         redactor=Redactor([token]))
+    return workflow, redactor
+
+
+def cmd_gate(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stderr: TextIO) -> int:
+    workflow, redactor = _cli_setup(args, env, stdout, stderr)
+    raw, labels = _raw_from_args(args, env)
+    if getattr(args, "run_id", None) is None:
+        raw["run_id"] = ""
+    try:
+        config = parse_config(raw, env, labels)
+    except ConfigError as error:
+        write_config_error(env, error.problems, workflow, summary_file=args.summary)
+        return ExitCode.BAD_CONFIG
+    return execute(config, env, workflow, redactor, summary_file=args.summary, output_file=args.output,
+                   json_out=stdout if args.json else None)
+
+
+def _client_for(args: argparse.Namespace, env: Mapping[str, str], workflow: Workflow
+                ) -> tuple[DbtCloudClient | None, GateConfig | None]:
+    raw, labels = _raw_from_args(args, env)
+    raw["dbt_cloud_job_id"] = raw["dbt_cloud_job_id"] or "0"
+    raw["run_id"] = str(args.run_id)
+    try:
+        config = parse_config(raw, env, labels)
+    except ConfigError as error:
+        write_config_error(env, error.problems, workflow)
+        return None, None
+    return DbtCloudClient(config.base_url, config.token, config.account_id, api_timeout=config.api_timeout,
+                          clock=SystemClock()), config
+
+
+def cmd_status(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stderr: TextIO) -> int:
+    workflow, _ = _cli_setup(args, env, stdout, stderr)
+    client, _config = _client_for(args, env, workflow)
+    if client is None:
+        return ExitCode.BAD_CONFIG
+    try:
+        run = client.get_run(args.run_id)
+    except (ApiFailure, DeadlineExceeded) as error:
+        workflow.error(str(error), title="dbt Cloud API failed")
+        return ExitCode.API_FAILED
+    from dbtgate.progress import describe
+    stderr.write(f"Run {run.id}: {describe(run)}{' — ' + run.status_message if run.status_message else ''}\n"
+                 f"{run.href}\n")
+    if args.json:
+        stdout.write(json.dumps({"run_id": run.id, "status": run.status_humanized, "status_code": run.status_code,
+                                 "status_message": run.status_message, "run_url": run.href,
+                                 "finished": run.is_terminal}, indent=2) + "\n")
+    return ExitCode.SUCCESS
+
+
+def cmd_cancel(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stderr: TextIO) -> int:
+    workflow, _ = _cli_setup(args, env, stdout, stderr)
+    client, _config = _client_for(args, env, workflow)
+    if client is None:
+        return ExitCode.BAD_CONFIG
+    try:
+        run = client.cancel_run(args.run_id)
+    except (ApiFailure, DeadlineExceeded) as error:
+        workflow.error(str(error), title="dbt Cloud API failed")
+        return ExitCode.API_FAILED
+    stderr.write(f"Run {run.id}: {run.status_humanized}\n{run.href}\n")
+    if args.json:
+        stdout.write(json.dumps({"run_id": run.id, "status": run.status_humanized}) + "\n")
+    return ExitCode.SUCCESS
+
+
+def cmd_emulator(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stderr: TextIO) -> int:
+    from dbtgate.emulator import Emulator, ScenarioError, load_scenario
+    try:
+        overrides: dict[str, Any] = {"time_scale": args.time_scale} if args.time_scale else {}
+        scenario = load_scenario(args.scenario, **overrides)
+    except (ScenarioError, OSError) as error:
+        stderr.write(f"dbtgate emulator: {error}\n")
+        return ExitCode.BAD_CONFIG
+    emulator = Emulator(scenario, port=args.port, tls=args.tls)
+    jobs = ", ".join(f"{job.id} ({job.name})" for job in scenario.jobs) or "none"
+    stdout.write(
+        f"dbt Cloud emulator listening on {emulator.url}\n"
+        f"  token:      {scenario.token}\n  account id: {scenario.account_id}\n  jobs:       {jobs}\n"
+        f"  time scale: {scenario.time_scale:g} emulated seconds per second\n"
+        + (f"  CA file:    {emulator.ca_file} (export REQUESTS_CA_BUNDLE={emulator.ca_file})\n"
+           if emulator.ca_file else "")
+        + f"\nTry:  DBT_CLOUD_API_TOKEN={scenario.token} dbtgate run --url {emulator.url} --account-id "
+        f"{scenario.account_id} --job-id {scenario.jobs[0].id if scenario.jobs else 1} --interval 1\n"
+        "Request log: GET /_emulator/requests.  Ctrl-C stops.\n")
+    stdout.flush()
+    try:
+        emulator.serve_forever()
+    except KeyboardInterrupt:
+        stdout.write("stopped\n")
+    finally:
+        emulator.stop()
+    return ExitCode.SUCCESS
+
+
+def cmd_demo(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stderr: TextIO) -> int:
+    from dbtgate.demo import run_demo
+    return run_demo(Path(args.out), stdout, stderr)

@@ -1,0 +1,109 @@
+"""Where a gate result goes: step outputs, the job summary, annotations and the failing step's log.
+
+One function, `publish`, serves the action and the CLI, on every path that got this far: success, failure,
+timeout, interruption and API failure all leave outputs and a summary behind.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+from dbtgate.artifacts import NodeIssue
+from dbtgate.config import GateConfig
+from dbtgate.gate import GateResult, Outcome
+from dbtgate.github import Workflow, append_file, format_outputs
+from dbtgate.models import iso_utc
+from dbtgate.summary import md, render_summary
+
+MAX_NODE_ANNOTATIONS = 10
+TITLES = {Outcome.ERROR: "dbt Cloud run failed", Outcome.CANCELLED: "dbt Cloud run cancelled",
+          Outcome.TIMEOUT: "dbt Cloud run timed out", Outcome.INTERRUPTED: "dbtgate interrupted",
+          Outcome.API_ERROR: "dbt Cloud API failed"}
+
+
+def outputs_for(result: GateResult, config: GateConfig) -> dict[str, str]:
+    run = result.run
+    failed = result.artifacts.failed if result.artifacts else ()
+    saved_dir = result.artifacts.directory if result.artifacts and result.artifacts.saved else None
+    return {
+        "run_id": str(run.id) if run else "",
+        "status": run.status_humanized if run else "",
+        "outcome": result.outcome.value,
+        "finished_at": iso_utc(run.finished_at) if run and run.is_terminal else "",
+        "run_url": run.href if run else "",
+        "git_sha": run.git_sha if run else "",
+        "job_id": str(run.job_id or config.job_id or "") if run else str(config.job_id or ""),
+        "job_name": result.job.name if result.job else "",
+        "duration_seconds": str(run.duration_seconds) if run and run.duration_seconds is not None else "",
+        "status_message": run.status_message if run else "",
+        "failed_nodes": json.dumps([node.unique_id for node in failed]),
+        "artifacts_dir": str(saved_dir) if saved_dir else "",
+        "exit_code": str(result.exit_code),
+    }
+
+
+def annotation_path(node: NodeIssue, project_dir: str) -> str | None:
+    if not node.file_path:
+        return None
+    return f"{project_dir.strip('/')}/{node.file_path}" if project_dir.strip("/") else node.file_path
+
+
+def publish(result: GateResult, config: GateConfig, *, workflow: Workflow, env: Mapping[str, str],
+            summary_file: str | Path | None = None, output_file: str | Path | None = None) -> None:
+    append_file(output_file or env.get("GITHUB_OUTPUT"), format_outputs(outputs_for(result, config)))
+    append_file(summary_file or env.get("GITHUB_STEP_SUMMARY"),
+                render_summary(result, project_dir=config.project_dir))
+    run = result.run
+    if run is not None and run.failed_step is not None and run.failed_step.logs:
+        with workflow.group(f"Log of the failing step: {run.failed_step.name}"):
+            workflow.untrusted(run.failed_step.logs)
+    if result.exit_code != 0 or result.outcome not in (Outcome.SUCCESS, Outcome.NOT_WAITED):
+        _annotate(result, config, workflow)
+
+
+def _annotate(result: GateResult, config: GateConfig, workflow: Workflow) -> None:
+    run = result.run
+    parts = [result.headline + "."]
+    if run is not None and run.status_message:
+        parts.append(f"dbt Cloud says: {run.status_message}")
+    if result.detail:
+        parts.append(result.detail)
+    if result.cancel_note:
+        parts.append(result.cancel_note)
+    if run is not None and run.href:
+        parts.append(f"Run: {run.href}")
+    title = TITLES.get(result.outcome, "dbt Cloud run did not succeed")
+    if result.exit_code == 0:
+        workflow.warning(" ".join(parts), title=f"{title} (failure_on_error is false)")
+    else:
+        workflow.error(" ".join(parts), title=title)
+    report = result.artifacts
+    if report is None:
+        return
+    for node in report.failed[:MAX_NODE_ANNOTATIONS]:
+        workflow.error(node.message or f"{node.resource_type} {node.name} ended with status {node.status}",
+                       title=f"dbt {node.resource_type} {node.name} {node.status}",
+                       file=annotation_path(node, config.project_dir))
+    if len(report.failed) > MAX_NODE_ANNOTATIONS:
+        workflow.error(f"…and {len(report.failed) - MAX_NODE_ANNOTATIONS} more failed nodes; see the job summary "
+                       "and run_results.json.", title="More dbt nodes failed")
+    for node in report.warned[:MAX_NODE_ANNOTATIONS]:
+        workflow.warning(node.message or f"{node.resource_type} {node.name} warned",
+                         title=f"dbt {node.resource_type} {node.name} warn",
+                         file=annotation_path(node, config.project_dir))
+
+
+def config_error_outputs() -> dict[str, str]:
+    return {"outcome": "config_error", "exit_code": "2"}
+
+
+def write_config_error(env: Mapping[str, str], problems: list[str], workflow: Workflow,
+                       summary_file: str | Path | None = None) -> None:
+    for problem in problems:
+        workflow.error(problem, title="dbtgate: bad input")
+    lines = ["## ⚙️ dbtgate was configured wrong — nothing was triggered", ""]
+    lines += [f"- {md(p)}" for p in problems]
+    append_file(summary_file or env.get("GITHUB_STEP_SUMMARY"), "\n".join(lines) + "\n")
+    append_file(env.get("GITHUB_OUTPUT"), format_outputs(config_error_outputs()))

@@ -1,0 +1,159 @@
+"""The job summary: a Markdown page a person reads in ten seconds to know which run, which node, and why.
+
+Pure: `render_summary(report)` returns text. Every string that came from dbt Cloud is escaped so it cannot inject
+HTML, break a table or fake a heading, and the page stays under GitHub's 1 MiB limit by shortening its longest
+parts with a note.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from dbtgate.artifacts import NodeIssue
+from dbtgate.gate import GateResult, Outcome
+from dbtgate.models import iso_utc
+from dbtgate.progress import format_seconds
+
+SUMMARY_LIMIT = 1024 * 1024
+# Only what changes meaning inside a line or a table cell; "<" and ">" become entities so no HTML gets through.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~#])")
+
+ICONS = {Outcome.SUCCESS: "✅", Outcome.ERROR: "❌", Outcome.CANCELLED: "🚫", Outcome.TIMEOUT: "⏱️",
+         Outcome.NOT_WAITED: "🚀", Outcome.INTERRUPTED: "🛑", Outcome.API_ERROR: "⚠️"}
+WORDS = {Outcome.SUCCESS: "succeeded", Outcome.ERROR: "failed", Outcome.CANCELLED: "was cancelled",
+         Outcome.TIMEOUT: "timed out", Outcome.NOT_WAITED: "was triggered", Outcome.INTERRUPTED: "was interrupted",
+         Outcome.API_ERROR: "could not be checked"}
+
+
+def md(text: str) -> str:
+    """Escape untrusted text for inline Markdown (and table cells): no HTML, no links, no line breaks."""
+    flat = " ".join(text.split())
+    flat = flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_SPECIAL.sub(r"\\\1", flat)
+
+
+def code_span(text: str) -> str:
+    """Inline code for untrusted text: backslashes are literal inside code, so pick a fence instead of escaping."""
+    flat = " ".join(text.split())
+    longest = max((len(run) for run in re.findall(r"`+", flat)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if flat.startswith("`") or flat.endswith("`") else ""
+    return f"{fence}{pad}{flat}{pad}{fence}"
+
+
+def code_block(text: str) -> str:
+    """A fenced block that untrusted text cannot close: the fence is longer than any backtick run inside."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{text.rstrip()}\n{fence}"
+
+
+@dataclass(frozen=True)
+class SummaryLimits:
+    max_nodes: int = 50
+    log_lines: int = 80
+
+
+def render_summary(result: GateResult, *, project_dir: str = "", limits: SummaryLimits | None = None) -> str:
+    """The summary, shortened step by step until it fits GitHub's limit."""
+    limits = limits or SummaryLimits()
+    text = _render(result, project_dir, limits)
+    while len(text.encode("utf-8")) > SUMMARY_LIMIT and (limits.max_nodes > 5 or limits.log_lines > 10):
+        limits = SummaryLimits(max(5, limits.max_nodes // 2), max(10, limits.log_lines // 2))
+        text = _render(result, project_dir, limits)
+    if len(text.encode("utf-8")) > SUMMARY_LIMIT:
+        note = "\n\n> **Note:** this summary was cut to stay under GitHub's 1 MiB limit.\n"
+        budget = SUMMARY_LIMIT - len(note.encode("utf-8"))
+        text = text.encode("utf-8")[:budget].decode("utf-8", "ignore") + note
+    return text
+
+
+def _render(result: GateResult, project_dir: str, limits: SummaryLimits) -> str:
+    run = result.run
+    name = result.job.name if result.job and result.job.name else (f"job {run.job_id}" if run else "dbt Cloud job")
+    icon, word = ICONS[result.outcome], WORDS[result.outcome]
+    if run is not None and run.href:
+        title = f"## {icon} dbt Cloud job {md(name)} {word} — [run \\#{run.id}]({_safe_url(run.href)})"
+    elif run is not None:
+        title = f"## {icon} dbt Cloud job {md(name)} {word} — run \\#{run.id}"
+    else:
+        title = f"## {icon} dbt Cloud job {md(name)} {word}"
+    parts = [title, "", md(result.headline) + "."]
+    if result.detail:
+        parts += ["", f"> {md(result.detail)}"]
+    if result.cancel_note:
+        parts += ["", f"**What dbtgate did:** {md(result.cancel_note)}"]
+    for note in result.notes:
+        parts += ["", f"**Note:** {md(note)}"]
+    if run is not None:
+        parts += ["", "| | |", "|---|---|"]
+        rows = [
+            ("Run", f"[{run.id}]({_safe_url(run.href)})" if run.href else str(run.id)),
+            ("Status", md(run.status_humanized) + (f" — {md(run.status_message)}" if run.status_message else "")),
+            ("Outcome", f"`{result.outcome.value}`"),
+            ("Cause", md(run.cause) if run.cause else "—"),
+            ("Git", " ".join(x for x in (md(run.git_branch), code_span(run.git_sha[:12]) if run.git_sha else "")
+                             if x) or "—"),
+            ("Queued", _duration(run.queued_duration_seconds)),
+            ("Ran", _duration(run.run_duration_seconds)),
+            ("Finished at", iso_utc(run.finished_at) or "not finished"),
+        ]
+        if result.adopted:
+            rows.append(("Adopted", "yes — found after a lost trigger answer; no second run was started"))
+        parts += [f"| {label} | {value} |" for label, value in rows]
+        if run.steps:
+            parts += ["", "### Steps", "", "| # | Step | Status | Duration |", "|---|---|---|---|"]
+            parts += [f"| {s.index} | {md(s.name)} | {md(s.status_humanized)} | {_duration(s.duration_seconds)} |"
+                      for s in run.steps]
+    report = result.artifacts
+    if report is not None:
+        if report.failed:
+            parts += ["", f"### Failed nodes ({len(report.failed)})", ""]
+            parts += _node_table(report.failed, project_dir, limits.max_nodes)
+        if report.warned:
+            parts += ["", f"### Warnings ({len(report.warned)})", ""]
+            parts += _node_table(report.warned, project_dir, limits.max_nodes)
+        if report.saved:
+            where = code_span(str(report.directory)) if report.directory else ""
+            parts += ["", f"**Artifacts saved** to {where}: " + ", ".join(code_span(p) for p in report.saved)]
+        if report.missing:
+            parts += ["", "**Not produced by this run** (not an error): " +
+                      ", ".join(code_span(p) for p in report.missing)]
+        if report.problems:
+            parts += ["", "**Artifact problems:** " + "; ".join(md(p) for p in report.problems)]
+    failing = run.failed_step if run is not None else None
+    if failing is not None and failing.logs:
+        lines = failing.logs.rstrip().splitlines()
+        shown = lines[-limits.log_lines:]
+        cut = len(lines) - len(shown)
+        header = f"Log of the failing step: {md(failing.name)}" + (f" (last {len(shown)} of {len(lines)} lines)"
+                                                                 if cut else "")
+        parts += ["", "<details><summary>" + header + "</summary>", "", code_block("\n".join(shown)), "",
+                  "</details>"]
+    parts += ["", f"<sub>dbtgate · waited {format_seconds(result.waited_seconds)}</sub>", ""]
+    return "\n".join(parts)
+
+
+def _node_table(nodes: tuple[NodeIssue, ...], project_dir: str, limit: int) -> list[str]:
+    rows = ["| Node | Type | Status | Message | Time |", "|---|---|---|---|---|"]
+    for node in nodes[:limit]:
+        path = f"{project_dir.rstrip('/')}/{node.file_path}" if project_dir and node.file_path else node.file_path
+        name = md(node.name) + (f"<br><sub>{md(path)}</sub>" if path else "")
+        message = md(node.message[:500]) if node.message else "—"
+        took = f"{node.execution_time:.1f}s" if node.execution_time is not None else "—"
+        rows.append(f"| {name} | {md(node.resource_type)} | {md(node.status)} | {message} | {took} |")
+    if len(nodes) > limit:
+        rows += ["", f"_…and {len(nodes) - limit} more (see run_results.json)._"]
+    return rows
+
+
+def _duration(seconds: int | None) -> str:
+    return format_seconds(seconds) if seconds is not None else "—"
+
+
+def _safe_url(url: str) -> str:
+    """Only http(s) links, with characters that could end the Markdown link escaped."""
+    if not re.match(r"^https?://", url):
+        return "#"
+    return url.replace("(", "%28").replace(")", "%29").replace(" ", "%20").replace("<", "%3C").replace(">", "%3E")
