@@ -19,7 +19,7 @@ import structlog
 
 from dbtgate import __version__
 from dbtgate.client import ApiFailure, DbtCloudClient, DeadlineExceeded
-from dbtgate.clock import SystemClock
+from dbtgate.clock import Clock, SystemClock
 from dbtgate.config import INPUTS, SPECS, ConfigError, GateConfig, InputSpec, parse_config
 from dbtgate.gate import ExitCode, Gate, GateResult
 from dbtgate.github import Workflow
@@ -85,7 +85,7 @@ def run_action(env: Mapping[str, str], stdout: TextIO) -> int:
 
 def execute(config: GateConfig, env: Mapping[str, str], workflow: Workflow, redactor: Redactor, *,
             summary_file: str | None = None, output_file: str | None = None, json_out: TextIO | None = None,
-            install_signals: bool = True) -> int:
+            install_signals: bool = True, clock: Clock | None = None) -> int:
     """The one code path: gate the job, then publish outputs, summary and annotations, then the exit code."""
     log = structlog.get_logger("dbtgate")
     guard = SignalGuard()
@@ -93,10 +93,11 @@ def execute(config: GateConfig, env: Mapping[str, str], workflow: Workflow, reda
         guard.install()
     for warning in config.warnings:
         workflow.warning(warning, title="dbtgate input")
+    clock = clock or SystemClock()
     try:
         client = DbtCloudClient(config.base_url, config.token, config.account_id, api_timeout=config.api_timeout,
-                                clock=SystemClock())
-        result = Gate(config, client, SystemClock(), emit=lambda line: log.info(line)).run()
+                                clock=clock)
+        result = Gate(config, client, clock, emit=lambda line: log.info(line)).run()
     except Interrupted as interrupted:  # a signal before the gate took charge: nothing to cancel
         result = _bare_result(interrupted)
     guard.cleaning_up = True  # from here on, a further signal must not cut the report short

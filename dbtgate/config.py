@@ -51,7 +51,7 @@ INPUTS: tuple[InputSpec, ...] = (
     InputSpec("git_sha", "Git commit to check out for the run."),
     InputSpec("git_branch", "Git branch to check out for the run."),
     InputSpec("github_pull_request_id", "Pull request number; makes the run a CI run in dbt Cloud."),
-    InputSpec("schema_override", "Override the target schema, e.g. dbt_pr_${{ github.event.number }}."),
+    InputSpec("schema_override", "Override the target schema, e.g. dbt_pr_123 for pull request 123."),
     InputSpec("dbt_version_override", "Override the dbt version of the job."),
     InputSpec("threads_override", "Override the number of threads."),
     InputSpec("target_name_override", "Override target.name."),

@@ -18,6 +18,23 @@ from dbtgate.models import iso_utc
 from dbtgate.summary import md, render_summary
 
 MAX_NODE_ANNOTATIONS = 10
+# Every output the action sets, in the order it sets them. action.yml and README are generated from this.
+OUTPUTS: tuple[tuple[str, str], ...] = (
+    ("run_id", "Id of the dbt Cloud run (empty if none was triggered)."),
+    ("status", "dbt Cloud's status as last seen: Success, Error, Cancelled, or Queued/Running when not waiting or "
+               "timed out."),
+    ("outcome", "success, error, cancelled, timeout, not_waited, interrupted, api_error (or config_error)."),
+    ("finished_at", "When the run finished, ISO-8601 UTC; empty while unfinished."),
+    ("run_url", "Link to the run in dbt Cloud."),
+    ("git_sha", "The commit the run checked out."),
+    ("job_id", "Id of the job."),
+    ("job_name", "Name of the job."),
+    ("duration_seconds", "Total run duration (queue included) in seconds."),
+    ("status_message", "dbt Cloud's status message (e.g. the timeout or error message)."),
+    ("failed_nodes", "JSON list of the unique ids of failed and erroring nodes."),
+    ("artifacts_dir", "Folder the artifacts were saved in (empty when none were saved)."),
+    ("exit_code", "The step's exit code: 0 passed, 1 run failed, 2 bad input, 3 API failed."),
+)
 TITLES = {Outcome.ERROR: "dbt Cloud run failed", Outcome.CANCELLED: "dbt Cloud run cancelled",
           Outcome.TIMEOUT: "dbt Cloud run timed out", Outcome.INTERRUPTED: "dbtgate interrupted",
           Outcome.API_ERROR: "dbt Cloud API failed"}

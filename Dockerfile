@@ -1,0 +1,25 @@
+# dbtgate as a GitHub Docker container action and a standalone container.
+# Python is PID 1 (exec-form ENTRYPOINT) and handles SIGINT/SIGTERM itself: it cancels the dbt Cloud run and
+# writes its report before the runner's 7.5 s grace period ends. No USER: GitHub's runner needs root in the
+# container to write the workspace and file-command files.
+
+FROM python:3.12.8-slim-bookworm AS deps
+COPY requirements.lock /tmp/requirements.lock
+# Pure-Python wheels only, verified against the hashes in the lock; nothing is compiled, so no build tools.
+RUN pip install --no-cache-dir --no-compile --require-hashes --only-binary=:all: --no-deps \
+        --target /opt/dbtgate/site-packages -r /tmp/requirements.lock
+
+FROM python:3.12.8-slim-bookworm
+ARG VERSION=0.0.0-dev
+LABEL org.opencontainers.image.title="dbtgate" \
+      org.opencontainers.image.description="Gate a CI/CD pipeline on a dbt Cloud job run" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.source="https://github.com/dbtgate/dbtgate"
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONPATH=/opt/dbtgate/site-packages:/opt/dbtgate/app
+COPY --from=deps /opt/dbtgate/site-packages /opt/dbtgate/site-packages
+COPY entrypoint.py /opt/dbtgate/app/entrypoint.py
+COPY dbtgate /opt/dbtgate/app/dbtgate
+ENTRYPOINT ["python", "/opt/dbtgate/app/entrypoint.py"]
