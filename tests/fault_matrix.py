@@ -1,0 +1,145 @@
+"""The reliability matrix: every fault kind the wild has thrown at dbt Cloud clients, driven through the gate.
+
+Each case runs the real gate (`cli.execute`: client, gate, report) over real HTTP against the emulator, with one
+virtual clock shared by both, so hours of waiting and backoff take milliseconds. `tests/test_faults.py` asserts
+every expectation; `scripts/gen_reliability.py` writes the observed results to docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dbtgate.cli import execute
+from dbtgate.clock import VirtualClock
+from dbtgate.config import parse_config
+from dbtgate.emulator import Emulator
+from dbtgate.github import Workflow
+from dbtgate.logs import Redactor, configure
+from tests.conftest import TOKEN, scenario
+from tests.runner import parse_output_file
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    fault: str                       # the fault in words, for the document
+    faults: list[dict[str, Any]]
+    job_id: int
+    outcome: str
+    exit_code: int
+    runs_created: int
+    cancel_sent: bool
+    inputs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Observed:
+    outcome: str
+    exit_code: int
+    runs_created: int
+    cancel_sent: bool
+    token_leaked: bool
+    requests: int
+    virtual_seconds: float
+    log: str
+    summary: str
+    outputs: dict[str, str]
+    emulator: Emulator
+
+    def matches(self, case: Case) -> bool:
+        return (self.outcome, self.exit_code, self.runs_created, self.cancel_sent, self.token_leaked) == (
+            case.outcome, case.exit_code, case.runs_created, case.cancel_sent, False)
+
+
+def _get_run(kind: str, **more: Any) -> dict[str, Any]:
+    return {"kind": kind, "endpoint": "get_run", **more}
+
+
+CASES: tuple[Case, ...] = (
+    Case("baseline-success", "none (succeeding job)", [], 1, "success", 0, 1, False),
+    Case("baseline-error", "none (failing job)", [], 2, "error", 1, 1, False),
+    Case("cancelled-elsewhere", "none (run cancelled in dbt Cloud)", [], 6, "cancelled", 1, 1, False),
+    Case("poll-503-html-burst", "3 × 503 with an HTML body while polling",
+         [_get_run("http_error", status=503, body="html", count=3)], 1, "success", 0, 1, False),
+    Case("poll-500-json", "2 × 500 with a JSON envelope while polling",
+         [_get_run("http_error", status=500, body="json", count=2)], 1, "success", 0, 1, False),
+    Case("poll-502-empty", "2 × 502 with an empty body while polling",
+         [_get_run("http_error", status=502, body="empty", count=2)], 1, "success", 0, 1, False),
+    Case("poll-429-retry-after", "2 × 429 with Retry-After: 7",
+         [_get_run("http_error", status=429, body="json", retry_after="7", count=2)], 1, "success", 0, 1, False),
+    Case("poll-429-no-retry-after", "3 × 429 without Retry-After",
+         [_get_run("http_error", status=429, body="json", count=3)], 1, "success", 0, 1, False),
+    Case("poll-malformed-json", "2 × 200 with a body that is not JSON",
+         [_get_run("malformed_json", count=2)], 1, "success", 0, 1, False),
+    Case("poll-connection-dropped", "2 × connection closed without a response",
+         [_get_run("drop_connection", count=2)], 1, "success", 0, 1, False),
+    Case("poll-read-timeout", "2 × response slower than api_timeout",
+         [_get_run("slow", delay=1.0, count=2)], 1, "success", 0, 1, False, {"api_timeout": "0.3"}),
+    Case("new-run-404", "404 for the first 3 polls of the new run",
+         [{"kind": "not_found_new_run", "polls": 3}], 1, "success", 0, 1, False),
+    Case("get-job-503", "2 × 503 on the job lookup before the trigger",
+         [{"kind": "http_error", "endpoint": "get_job", "status": 503, "count": 2}], 1, "success", 0, 1, False),
+    Case("trigger-response-lost", "trigger: run created, then the connection closed without a response",
+         [{"kind": "lose_trigger_response"}], 1, "success", 0, 1, False),
+    Case("trigger-response-delayed", "trigger: run created, response slower than api_timeout",
+         [{"kind": "delay_trigger_response", "delay": 1.0}], 1, "success", 0, 1, False, {"api_timeout": "0.3"}),
+    Case("trigger-lost-and-list-503", "trigger response lost, then 2 × 503 on the run list used to find it",
+         [{"kind": "lose_trigger_response"},
+          {"kind": "http_error", "endpoint": "list_runs", "status": 503, "count": 2}], 1, "success", 0, 1, False),
+    Case("trigger-502-not-created", "trigger: 502 from the load balancer, no run created",
+         [{"kind": "http_error", "endpoint": "trigger", "status": 502, "count": 1}], 1, "success", 0, 1, False),
+    Case("trigger-504-not-created", "trigger: 504 with a JSON body, no run created",
+         [{"kind": "http_error", "endpoint": "trigger", "status": 504, "body": "json", "count": 1}],
+         1, "success", 0, 1, False),
+    Case("trigger-dropped-not-created", "trigger: connection closed before the run was created",
+         [{"kind": "drop_connection", "endpoint": "trigger", "count": 1}], 1, "success", 0, 1, False),
+    Case("trigger-429", "trigger: 429 (rejected before any work)",
+         [{"kind": "http_error", "endpoint": "trigger", "status": 429, "body": "json", "count": 2}],
+         1, "success", 0, 1, False),
+    Case("trigger-503-forever", "trigger: 503 on every attempt",
+         [{"kind": "http_error", "endpoint": "trigger", "status": 503, "count": 0}], 1, "api_error", 3, 0, False),
+    Case("poll-503-forever", "503 on every poll",
+         [_get_run("http_error", status=503, count=0)], 4, "api_error", 3, 1, True),
+    Case("poll-401-midway", "401 Invalid token. after 2 successful polls",
+         [_get_run("http_error", status=401, after=2, count=0)], 4, "api_error", 3, 1, False),
+    Case("unknown-status", "every poll reports status 99 (unknown), never complete",
+         [_get_run("unknown_status", code=99, count=0)], 1, "timeout", 1, 1, True, {"timeout": "20m"}),
+    Case("timeout-cancels", "none; the run outlasts the gate's timeout",
+         [], 4, "timeout", 1, 1, True, {"timeout": "10m"}),
+    Case("timeout-no-cancel", "none; the run outlasts the timeout, cancel_on_timeout: false",
+         [], 4, "timeout", 1, 1, False, {"timeout": "10m", "cancel_on_timeout": "false"}),
+    Case("error-failure-on-error-false", "none (failing job), failure_on_error: false",
+         [], 2, "error", 0, 1, False, {"failure_on_error": "false"}),
+)
+
+
+def run_case(case: Case, workdir: Path | None = None) -> Observed:
+    workdir = workdir or Path(tempfile.mkdtemp(prefix=f"dbtgate-{case.name}-"))
+    clock = VirtualClock()
+    emulator = Emulator(scenario(case.faults), clock=clock).start()
+    try:
+        raw = {"dbt_cloud_url": emulator.url, "dbt_cloud_token": TOKEN, "dbt_cloud_account_id": "1",
+               "dbt_cloud_job_id": str(case.job_id), "interval": "30", "timeout": "2h", "api_timeout": "5",
+               "artifacts_dir": str(workdir / "target"), **case.inputs}
+        config = parse_config(raw, {})
+        stream = io.StringIO()
+        summary, outputs = workdir / "summary.md", workdir / "outputs.txt"
+        summary.write_text("")
+        outputs.write_text("")
+        redactor = configure(stream, debug=True, redactor=Redactor([TOKEN]))
+        code = execute(config, {}, Workflow(stream, github=True), redactor, summary_file=str(summary),
+                       output_file=str(outputs), install_signals=False, clock=clock)
+        log, summary_text = stream.getvalue(), summary.read_text("utf-8")
+        outputs_text = outputs.read_text("utf-8")
+        parsed = parse_output_file(outputs_text)
+        leaked = any(TOKEN in text for text in (log, summary_text, outputs_text))
+        return Observed(outcome=parsed["outcome"], exit_code=code, runs_created=len(emulator.world.run_ids()),
+                        cancel_sent=bool(emulator.log.cancels()), token_leaked=leaked,
+                        requests=len(emulator.log.all()), virtual_seconds=clock.monotonic(), log=log,
+                        summary=summary_text, outputs=parsed, emulator=emulator)
+    finally:
+        emulator.stop()
