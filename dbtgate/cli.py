@@ -148,7 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.set_defaults(handler=cmd_cancel)
 
     emulator = commands.add_parser("emulator", help="serve a local dbt Cloud API emulator until Ctrl-C")
-    emulator.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0: any free port)")
+    emulator.add_argument("--port", type=int, default=8765, help="port to listen on (0: any free port)")
+    emulator.add_argument("--host", default="127.0.0.1",
+                          help="address to listen on (0.0.0.0 lets containers on this machine reach it)")
     emulator.add_argument("--scenario", help="scenario YAML file (default: the built-in demo scenario)")
     emulator.add_argument("--time-scale", type=float, help="emulated seconds per real second")
     emulator.add_argument("--tls", action="store_true", help="serve HTTPS with a throwaway self-signed certificate")
@@ -303,7 +305,7 @@ def cmd_emulator(args: argparse.Namespace, env: Mapping[str, str], stdout: TextI
     except (ScenarioError, OSError) as error:
         stderr.write(f"dbtgate emulator: {error}\n")
         return ExitCode.BAD_CONFIG
-    emulator = Emulator(scenario, port=args.port, tls=args.tls)
+    emulator = Emulator(scenario, port=args.port, host=args.host, tls=args.tls)
     jobs = ", ".join(f"{job.id} ({job.name})" for job in scenario.jobs) or "none"
     stdout.write(
         f"dbt Cloud emulator listening on {emulator.url}\n"
