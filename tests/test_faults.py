@@ -16,6 +16,8 @@ def test_fault_case(case: Case, tmp_path: Path) -> None:
     assert observed.runs_created == case.runs_created, "a fault must never create a second run"
     assert observed.cancel_sent == case.cancel_sent
     assert not observed.token_leaked
+    fired = observed.emulator.faults.fired()
+    assert all(count > 0 for count in fired), f"a declared fault was never produced: {case.faults} {fired}"
     if case.exit_code != 0:
         # Every non-zero exit has exactly one headline ::error:: naming the run (when there is one) and its link.
         headlines = [line for line in observed.log.splitlines()
