@@ -34,7 +34,9 @@ EXIT_CODES_HELP = """exit codes:
   3  dbt Cloud could not be used: authentication, not found, or the API kept failing
   130/143  interrupted by SIGINT/SIGTERM (the run is cancelled first unless told otherwise)
 """
-BOOLEAN_INPUTS = tuple(spec.name for spec in INPUTS if spec.default in ("true", "false"))
+# Inputs that take true/false, including those whose empty default means "decide for me".
+BOOLEAN_INPUTS = (*(spec.name for spec in INPUTS if spec.default in ("true", "false")),
+                  "cancel_on_timeout", "cancel_on_interrupt", "generate_docs_override")
 MULTI_INPUTS = ("steps_override", "artifacts")
 RUN_ONLY = ("dbt_cloud_job_id", "cause", "git_sha", "git_branch", "github_pull_request_id", "schema_override",
             "dbt_version_override", "threads_override", "target_name_override", "generate_docs_override",
@@ -250,7 +252,6 @@ def cmd_gate(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, s
 def _client_for(args: argparse.Namespace, env: Mapping[str, str], workflow: Workflow
                 ) -> tuple[DbtCloudClient | None, GateConfig | None]:
     raw, labels = _raw_from_args(args, env)
-    raw["dbt_cloud_job_id"] = raw["dbt_cloud_job_id"] or "0"
     raw["run_id"] = str(args.run_id)
     try:
         config = parse_config(raw, env, labels)

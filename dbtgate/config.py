@@ -58,6 +58,11 @@ INPUTS: tuple[InputSpec, ...] = (
     InputSpec("generate_docs_override", "Override whether the run generates docs (true/false)."),
     InputSpec("timeout_seconds_override", "Override dbt Cloud's own timeout for the run, in seconds."),
     InputSpec("steps_override", "Replace the job's steps: a YAML list or one dbt command per line."),
+    InputSpec("rerun_attempts", "When the run ends in error and dbt Cloud can retry it, rerun it from the point of "
+              "failure up to this many times (within timeout). Cancelled runs are never retried.", "0"),
+    InputSpec("reuse_existing_run", "If a run of the job is already queued or running and matches what this gate "
+              "would trigger (same git_sha, git_branch and overrides, where given), wait on it instead of queueing "
+              "another.", "false"),
     InputSpec("wait_for_job", "Wait for the run to finish. false: trigger, set run_id, and return at once.",
               "true", cli_flag="--wait"),
     InputSpec("failure_on_error", "Fail the step when the run does not succeed. false: report the outcome in "
@@ -67,7 +72,8 @@ INPUTS: tuple[InputSpec, ...] = (
     InputSpec("timeout", "The longest the gate waits, retries and queueing included: seconds or a duration "
               "such as 45m, 2h, 1h30m.", "2h"),
     InputSpec("cancel_on_timeout", "Cancel the dbt Cloud run when the gate gives up waiting, so no warehouse "
-              "money burns for a pipeline that already failed.", "true"),
+              "money burns for a pipeline that already failed. Empty means: yes for a run this gate triggered, no "
+              "for a run given by run_id."),
     InputSpec("cancel_on_interrupt", "Cancel the dbt Cloud run when the workflow is cancelled (SIGINT/SIGTERM). "
               "Empty means: yes for a run this gate triggered, no for a run given by run_id."),
     InputSpec("allow_insecure_http", "Allow plain http:// to a host that is not loopback (never for real "
@@ -146,6 +152,8 @@ class GateConfig:
     fetch_catalog: bool = False
     extra_artifacts: tuple[str, ...] = ()
     project_dir: str = ""
+    rerun_attempts: int = 0
+    reuse_existing_run: bool = False
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -194,18 +202,27 @@ def parse_non_negative_int(text: str) -> int:
 
 
 def parse_steps(text: str) -> tuple[str, ...]:
-    """A YAML list (`["dbt build", ...]` or `- dbt build` lines) or one command per line; each a dbt command."""
+    """A YAML flow list (`["dbt seed", "dbt build"]`), `- dbt build` lines, or one command per line.
+
+    `- ` lines are read literally rather than as YAML: a command such as `dbt run --vars '{key: value}'` would
+    otherwise turn into a YAML mapping.
+    """
     stripped = text.strip()
-    if stripped.startswith("[") or stripped.startswith("- "):
+    if stripped.startswith("["):
         try:
             loaded = yaml.safe_load(stripped)
         except yaml.YAMLError as error:
             raise ValueError(f"is not a valid YAML list ({error.__class__.__name__})") from error
         if not isinstance(loaded, list) or not all(isinstance(item, str) for item in loaded):
-            raise ValueError("must be a list of dbt commands")
+            raise ValueError("must be a list of dbt commands, e.g. [\"dbt seed\", \"dbt build\"]")
         steps = [item.strip() for item in loaded]
     else:
-        steps = [line.strip() for line in stripped.splitlines()]
+        lines = [line.strip() for line in stripped.splitlines() if line.strip()]
+        if lines and lines[0].startswith("- "):
+            if not all(line.startswith("- ") for line in lines):
+                raise ValueError("mixes `- ` list items with plain lines: use one form")
+            lines = [_unquote(line[2:].strip()) for line in lines]
+        steps = lines
     steps = [step for step in steps if step]
     if not steps:
         raise ValueError("is empty: give at least one dbt command, or leave the input out")
@@ -213,6 +230,12 @@ def parse_steps(text: str) -> tuple[str, ...]:
         if not re.match(r"^dbt\s+\S", step):
             raise ValueError(f"entry {step!r} is not a dbt command: each step must start with `dbt `")
     return tuple(steps)
+
+
+def _unquote(item: str) -> str:
+    if len(item) >= 2 and item[0] == item[-1] and item[0] in "'\"":
+        return item[1:-1]
+    return item
 
 
 def normalize_url(text: str, allow_insecure_http: bool) -> str:
@@ -334,17 +357,23 @@ def parse_config(raw: Mapping[str, str], env: Mapping[str, str], label: Mapping[
     if not artifacts_dir.is_absolute() and env.get("GITHUB_WORKSPACE"):
         artifacts_dir = Path(env["GITHUB_WORKSPACE"]) / artifacts_dir
     booleans = {key: get(key, parse_bool, SPECS[key].default == "true") for key in (
-        "wait_for_job", "failure_on_error", "cancel_on_timeout", "get_artifacts", "fetch_catalog")}
+        "wait_for_job", "failure_on_error", "get_artifacts", "fetch_catalog", "reuse_existing_run")}
+    rerun_attempts = get("rerun_attempts", parse_non_negative_int, 0)
+    if rerun_attempts > 10:
+        problems.append(f"{name('rerun_attempts')}: {rerun_attempts} is more than 10; a job that fails that often "
+                        "needs fixing, not retrying.")
     # Cancelling a run someone else started is opt-in: only an explicit value turns it on for run_id.
-    explicit_cancel = get("cancel_on_interrupt", parse_bool, None)
-    cancel_on_interrupt = explicit_cancel if explicit_cancel is not None else (run_id is None)
+    for key in ("cancel_on_timeout", "cancel_on_interrupt"):
+        explicit = get(key, parse_bool, None)
+        booleans[key] = explicit if explicit is not None else (run_id is None)
     if problems:
         raise ConfigError(problems)
     return GateConfig(
         base_url=base_url, token=token, account_id=account_id, job_id=None if run_id else job_id, run_id=run_id,
         trigger=trigger, wait=booleans["wait_for_job"], failure_on_error=booleans["failure_on_error"],
         interval=interval, api_timeout=api_timeout, timeout=timeout, cancel_on_timeout=booleans["cancel_on_timeout"],
-        cancel_on_interrupt=bool(cancel_on_interrupt), get_artifacts=booleans["get_artifacts"],
+        cancel_on_interrupt=booleans["cancel_on_interrupt"], get_artifacts=booleans["get_artifacts"],
         artifacts_dir=artifacts_dir, fetch_catalog=booleans["fetch_catalog"], extra_artifacts=extra,
-        project_dir=value("project_dir"), warnings=tuple(warnings),
+        project_dir=value("project_dir"), rerun_attempts=rerun_attempts,
+        reuse_existing_run=booleans["reuse_existing_run"], warnings=tuple(warnings),
     )

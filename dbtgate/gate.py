@@ -78,12 +78,29 @@ class GateResult:
     run: Run | None = None
     job: Job | None = None
     adopted: bool = False               # the run was found after a lost trigger answer, not triggered twice
+    reused: bool = False                # an in-flight run was reused (reuse_existing_run)
+    attempts: tuple[Run, ...] = ()      # every run waited on, in order: retried ones first, the final one last
     cancel_sent: bool = False
     cancel_note: str = ""               # what dbtgate did about cancelling, and why
     detail: str = ""                    # the error, for api_error / interrupted
     waited_seconds: float = 0.0
     artifacts: ArtifactReport | None = None
     notes: tuple[str, ...] = field(default=())
+
+
+def _mismatch(wanted: dict[str, object], run: Run) -> str:
+    """Why an in-flight run differs from what the gate would trigger ("" when it matches)."""
+    observed = dict(run.trigger_fields)
+    observed.setdefault("git_sha", run.git_sha or None)
+    observed.setdefault("git_branch", run.git_branch or None)
+    for key, value in wanted.items():
+        seen = observed.get(key)
+        short_sha = key == "git_sha" and isinstance(seen, str) and isinstance(value, str)
+        if short_sha and (str(seen).startswith(str(value)) or str(value).startswith(str(seen))):
+            continue  # a short sha matches its full form
+        if seen != value:
+            return f"{key} is {seen!r}, this gate wants {value!r}"
+    return ""
 
 
 class Gate:
@@ -99,6 +116,8 @@ class Gate:
         self._run: Run | None = None
         self._job: Job | None = None
         self._adopted = False
+        self._adopted_in_flight = False
+        self._attempts: list[Run] = []     # finished runs that were retried, oldest first
         self._started = 0.0
         self._notes: list[str] = []
 
@@ -114,21 +133,77 @@ class Gate:
             else:
                 assert self.config.job_id is not None
                 self._job = self.client.get_job(self.config.job_id)
-                self._run = self._trigger_once(self._job)
+                reused = self._find_reusable(self._job) if self.config.reuse_existing_run else None
+                self._run = reused or self._trigger_once(self._job)
             if not self.config.wait:
                 return self._result(Outcome.NOT_WAITED, f"Triggered run {self._run.id} without waiting")
             final = self._wait(self._run, deadline)
+            while final is not None and self._should_rerun(final):
+                self._attempts.append(final)
+                self.client.deadline = deadline
+                final = self._wait(self._rerun_once(final), deadline)
         except DeadlineExceeded as exceeded:
             return self._timed_out(str(exceeded))
         except ApiFailure as failure:
             return self._api_failed(failure)
         except Interrupted as interrupted:
             return self._interrupted(interrupted)
+        except Exception as error:  # a bug must not leave a run burning unobserved, nor skip the report
+            log.exception("unexpected error")
+            return self._api_failed(ApiFailure(f"dbtgate hit an unexpected error: {error.__class__.__name__}: "
+                                               f"{error}", kind="unavailable"))
         if final is None:
             return self._timed_out("")
         outcome = outcome_of(final)
         artifacts = self._artifacts(final)
         return self._result(outcome, self._headline(outcome, final), artifacts=artifacts)
+
+    # ---- reuse a run in flight ----------------------------------------------------------------------------
+    def _find_reusable(self, job: Job) -> Run | None:
+        """A queued or running run of the job that matches what this gate would trigger, or None."""
+        wanted = self.config.trigger.body()
+        wanted.pop("cause")
+        for candidate in self.client.list_runs(job.id, limit=25, statuses=(1, 2, 3)):
+            mismatch = _mismatch(wanted, candidate)
+            if mismatch:
+                self.emit(f"Run {candidate.id} of job {job.id} is in flight but not reused: {mismatch}.")
+                continue
+            self._adopted_in_flight = True
+            self._notes.append(f"Run {candidate.id} was already {candidate.status_humanized.lower()} with the same "
+                               "settings, so dbtgate waited on it instead of queueing another (reuse_existing_run).")
+            self.emit(f"Reusing run {candidate.id} already in flight: {candidate.href}")
+            return candidate
+        return None
+
+    # ---- retry from the point of failure ------------------------------------------------------------------
+    def _should_rerun(self, run: Run) -> bool:
+        if outcome_of(run) is not Outcome.ERROR or len(self._attempts) >= self.config.rerun_attempts:
+            return False
+        if not run.can_retry:
+            reason = run.retry_not_supported_reason or "dbt Cloud says it cannot be retried"
+            self._notes.append(f"Run {run.id} was not retried from the point of failure: {reason}.")
+            self.emit(f"Run {run.id} cannot be retried from the point of failure ({reason}).")
+            return False
+        return True
+
+    def _rerun_once(self, failed: Run) -> Run:
+        """POST jobs/{id}/rerun/ once; a lost answer is reconciled by the new run's `retrying_run_id`."""
+        job_id = failed.job_id or self.config.job_id
+        assert job_id is not None
+        attempt = len(self._attempts) + 1
+        self.emit(f"Run {failed.id} failed; retrying from the point of failure (attempt {attempt} of "
+                  f"{self.config.rerun_attempts + 1}).")
+        try:
+            rerun = self.client.rerun(job_id)
+        except AmbiguousTrigger as lost:
+            found = self._find_run(job_id, lambda run: run.retrying_run_id == failed.id)
+            if found is None:
+                raise ApiFailure(f"The retry of run {failed.id} got no usable answer ({lost}) and no retry run "
+                                 "was found; not retrying blindly, so no duplicate run is started.",
+                                 kind="unavailable") from None
+            rerun = found
+        self.emit(f"Retry run {rerun.id} started: {rerun.href}")
+        return rerun
 
     # ---- trigger exactly once -----------------------------------------------------------------------------
     def _trigger_once(self, job: Job) -> Run:
@@ -158,10 +233,14 @@ class Gate:
 
     def _find_marked_run(self, job_id: int) -> Run | None:
         marker = self.marker.strip()
+        return self._find_run(job_id, lambda run: marker in run.cause)
+
+    def _find_run(self, job_id: int, matches: Callable[[Run], bool]) -> Run | None:
+        """Look for a run the gate may have created, a few times while dbt Cloud catches up."""
         for pause in RECONCILE_WAITS:
             self.clock.sleep(pause)
             for run in self.client.list_runs(job_id, limit=25):
-                if marker in run.cause:
+                if matches(run):
                     return run
         return None
 
@@ -235,8 +314,8 @@ class Gate:
         if self.config.cancel_on_timeout:
             sent, note = self._cancel(TIMEOUT_CANCEL_BUDGET, f"the gate's timeout of {limit} ran out")
         else:
-            sent, note = False, (f"Run {run.id} was left running because cancel_on_timeout is false; dbtgate stopped "
-                                 f"waiting after {limit}.")
+            why = "it was not triggered by this gate" if self.config.run_id else "cancel_on_timeout is false"
+            sent, note = False, f"Run {run.id} was left running because {why}; dbtgate stopped waiting after {limit}."
         headline = f"Run {run.id} did not finish within the timeout of {limit}"
         return self._result(Outcome.TIMEOUT, headline, cancel_sent=sent, cancel_note=note, detail=detail)
 
@@ -300,7 +379,8 @@ class Gate:
             job = Job(id=run.job_id or 0, name=run.job_name)
         return GateResult(
             outcome=outcome, exit_code=exit_code_for(outcome, self.config.failure_on_error, signum),
-            headline=headline, run=run, job=job, adopted=self._adopted, cancel_sent=cancel_sent,
+            headline=headline, run=run, job=job, adopted=self._adopted, reused=self._adopted_in_flight,
+            attempts=tuple(self._attempts) + ((run,) if run is not None else ()), cancel_sent=cancel_sent,
             cancel_note=cancel_note, detail=detail, waited_seconds=self.clock.monotonic() - self._started,
             artifacts=artifacts, notes=tuple(self._notes),
         )

@@ -33,6 +33,8 @@ OUTPUTS: tuple[tuple[str, str], ...] = (
     ("status_message", "dbt Cloud's status message (e.g. the timeout or error message)."),
     ("failed_nodes", "JSON list of the unique ids of failed and erroring nodes."),
     ("artifacts_dir", "Folder the artifacts were saved in (empty when none were saved)."),
+    ("run_ids", "JSON list of every run waited on, retries included, oldest first."),
+    ("attempts", "How many runs were waited on (1 + reruns from the point of failure)."),
     ("exit_code", "The step's exit code: 0 passed, 1 run failed, 2 bad input, 3 API failed."),
 )
 TITLES = {Outcome.ERROR: "dbt Cloud run failed", Outcome.CANCELLED: "dbt Cloud run cancelled",
@@ -57,6 +59,8 @@ def outputs_for(result: GateResult, config: GateConfig) -> dict[str, str]:
         "status_message": run.status_message if run else "",
         "failed_nodes": json.dumps([node.unique_id for node in failed]),
         "artifacts_dir": str(saved_dir) if saved_dir else "",
+        "run_ids": json.dumps([attempt.id for attempt in result.attempts]),
+        "attempts": str(len(result.attempts)),
         "exit_code": str(result.exit_code),
     }
 

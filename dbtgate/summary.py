@@ -101,7 +101,15 @@ def _render(result: GateResult, project_dir: str, limits: SummaryLimits) -> str:
         ]
         if result.adopted:
             rows.append(("Adopted", "yes — found after a lost trigger answer; no second run was started"))
+        if result.reused:
+            rows.append(("Reused", "yes — the run was already in flight with the same settings"))
         parts += [f"| {label} | {value} |" for label, value in rows]
+        if len(result.attempts) > 1:
+            parts += ["", f"### Attempts ({len(result.attempts)})", "", "| # | Run | Status | Ran |",
+                      "|---|---|---|---|"]
+            parts += [f"| {number} | [{attempt.id}]({_safe_url(attempt.href)}) | {md(attempt.status_humanized)} | "
+                      f"{_duration(attempt.run_duration_seconds)} |"
+                      for number, attempt in enumerate(result.attempts, start=1)]
         if run.steps:
             parts += ["", "### Steps", "", "| # | Step | Status | Duration |", "|---|---|---|---|"]
             parts += [f"| {s.index} | {md(s.name)} | {md(s.status_humanized)} | {_duration(s.duration_seconds)} |"

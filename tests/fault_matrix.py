@@ -34,6 +34,7 @@ class Case:
     runs_created: int
     cancel_sent: bool
     inputs: dict[str, str] = field(default_factory=dict)
+    jobs: list[dict[str, Any]] | None = None     # None: the shared test jobs of tests/conftest.py
 
 
 @dataclass(frozen=True)
@@ -118,28 +119,35 @@ CASES: tuple[Case, ...] = (
 
 
 def run_case(case: Case, workdir: Path | None = None) -> Observed:
-    workdir = workdir or Path(tempfile.mkdtemp(prefix=f"dbtgate-{case.name}-"))
     clock = VirtualClock()
-    emulator = Emulator(scenario(case.faults), clock=clock).start()
+    emulator = Emulator(scenario(case.faults, case.jobs), clock=clock).start()
     try:
-        raw = {"dbt_cloud_url": emulator.url, "dbt_cloud_token": TOKEN, "dbt_cloud_account_id": "1",
-               "dbt_cloud_job_id": str(case.job_id), "interval": "30", "timeout": "2h", "api_timeout": "5",
-               "artifacts_dir": str(workdir / "target"), **case.inputs}
-        config = parse_config(raw, {})
-        stream = io.StringIO()
-        summary, outputs = workdir / "summary.md", workdir / "outputs.txt"
-        summary.write_text("")
-        outputs.write_text("")
-        redactor = configure(stream, debug=True, redactor=Redactor([TOKEN]))
-        code = execute(config, {}, Workflow(stream, github=True), redactor, summary_file=str(summary),
-                       output_file=str(outputs), install_signals=False, clock=clock)
-        log, summary_text = stream.getvalue(), summary.read_text("utf-8")
-        outputs_text = outputs.read_text("utf-8")
-        parsed = parse_output_file(outputs_text)
-        leaked = any(TOKEN in text for text in (log, summary_text, outputs_text))
-        return Observed(outcome=parsed["outcome"], exit_code=code, runs_created=len(emulator.world.run_ids()),
-                        cancel_sent=bool(emulator.log.cancels()), token_leaked=leaked,
-                        requests=len(emulator.log.all()), virtual_seconds=clock.monotonic(), log=log,
-                        summary=summary_text, outputs=parsed, emulator=emulator)
+        return run_gate(emulator, clock, {"dbt_cloud_job_id": str(case.job_id), **case.inputs}, workdir)
     finally:
         emulator.stop()
+
+
+def run_gate(emulator: Emulator, clock: VirtualClock, inputs: dict[str, str],
+             workdir: Path | None = None) -> Observed:
+    """Run the whole gate (`cli.execute`) in-process against a running emulator that shares `clock`."""
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="dbtgate-gate-"))
+    raw = {"dbt_cloud_url": emulator.url, "dbt_cloud_token": TOKEN, "dbt_cloud_account_id": "1",
+           "interval": "30", "timeout": "2h", "api_timeout": "5", "artifacts_dir": str(workdir / "target"),
+           **inputs}
+    config = parse_config(raw, {})
+    stream = io.StringIO()
+    summary, outputs = workdir / "summary.md", workdir / "outputs.txt"
+    summary.write_text("")
+    outputs.write_text("")
+    redactor = configure(stream, debug=True, redactor=Redactor([TOKEN]))
+    started = clock.monotonic()
+    code = execute(config, {}, Workflow(stream, github=True), redactor, summary_file=str(summary),
+                   output_file=str(outputs), install_signals=False, clock=clock)
+    log, summary_text = stream.getvalue(), summary.read_text("utf-8")
+    outputs_text = outputs.read_text("utf-8")
+    parsed = parse_output_file(outputs_text)
+    leaked = any(TOKEN in text for text in (log, summary_text, outputs_text))
+    return Observed(outcome=parsed["outcome"], exit_code=code, runs_created=len(emulator.world.run_ids()),
+                    cancel_sent=bool(emulator.log.cancels()), token_leaked=leaked,
+                    requests=len(emulator.log.all()), virtual_seconds=clock.monotonic() - started, log=log,
+                    summary=summary_text, outputs=parsed, emulator=emulator)

@@ -85,6 +85,8 @@ def test_steps_parse_as_yaml_list_or_lines(steps: list[str]) -> None:
 
 def test_steps_must_be_dbt_commands() -> None:
     assert parse_steps('["dbt seed", "dbt build"]') == ("dbt seed", "dbt build")
+    assert parse_steps("- dbt run --vars '{key: value}'\n- \"dbt test\"") == (
+        "dbt run --vars '{key: value}'", "dbt test")
     for bad in ("rm -rf /", "dbt", "- dbt build\n- echo hi", "[1, 2]", "   "):
         with pytest.raises(ValueError):
             parse_steps(bad)

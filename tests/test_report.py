@@ -71,7 +71,8 @@ def test_a_code_block_cannot_be_closed_from_inside(text: str) -> None:
     assert fence not in inner
 
 
-def _result(outcome: Outcome = Outcome.ERROR, failed: int = 1, log_lines: int = 10, message: str = "boom") -> GateResult:
+def _result(outcome: Outcome = Outcome.ERROR, failed: int = 1, log_lines: int = 10,
+            message: str = "boom") -> GateResult:
     steps = [{"index": 1, "name": "Clone git repository", "status": 10, "duration": "00:00:03"},
              {"index": 2, "name": "Invoke dbt with `dbt build`", "status": 20, "duration": "00:04:00",
               "logs": "\n".join(f"line {i} <script>alert(1)</script> | ::error::x" for i in range(log_lines))}]

@@ -1,0 +1,126 @@
+"""Recover and reuse: rerun from failure, adopt a run in flight, wait on a run started elsewhere (issue 8).
+
+In-process over real HTTP against the emulator, on a virtual clock shared by both.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import requests
+
+from dbtgate.clock import VirtualClock
+from dbtgate.emulator import Emulator
+from tests.conftest import TOKEN, EmulatorFactory
+from tests.fault_matrix import Case, Observed, run_case
+
+JOBS: list[dict[str, Any]] = [
+    {"id": 3, "name": "Flaky then fixed", "outcomes": ["error", "success"], "run_seconds": 30},
+    {"id": 2, "name": "Always failing", "outcome": "error", "run_seconds": 30},
+    {"id": 8, "name": "Not retryable", "outcome": "error", "run_seconds": 30, "retryable": False},
+    {"id": 6, "name": "Cancelled elsewhere", "outcome": "cancelled", "run_seconds": 30},
+    {"id": 4, "name": "Long backfill", "run_seconds": 3600},
+]
+
+
+def gate(job_id: int, inputs: dict[str, str] | None = None, faults: list[dict[str, Any]] | None = None,
+         **expect: Any) -> Observed:
+    case = Case("recover", "", faults or [], job_id, expect.get("outcome", "success"), 0, 1, False,
+                inputs or {}, jobs=JOBS)
+    return run_case(case)
+
+
+def test_an_error_then_a_successful_rerun() -> None:
+    seen = gate(3, {"rerun_attempts": "2"})
+    assert (seen.outcome, seen.exit_code) == ("success", 0)
+    run_ids = json.loads(seen.outputs["run_ids"])
+    assert len(run_ids) == 2 and seen.outputs["attempts"] == "2" and seen.outputs["run_id"] == str(run_ids[-1])
+    assert len(seen.emulator.log.of("trigger")) == 1 and len(seen.emulator.log.of("rerun")) == 1
+    assert "### Attempts (2)" in seen.summary
+    for run_id in run_ids:
+        assert f"[{run_id}](" in seen.summary
+
+
+def test_an_error_that_stays_an_error_through_every_attempt() -> None:
+    seen = gate(2, {"rerun_attempts": "2"})
+    assert (seen.outcome, seen.exit_code) == ("error", 1)
+    assert seen.outputs["attempts"] == "3" and len(seen.emulator.log.of("rerun")) == 2
+
+
+def test_no_rerun_without_rerun_attempts() -> None:
+    seen = gate(3)
+    assert seen.outcome == "error" and seen.emulator.log.of("rerun") == []
+
+
+def test_a_run_that_cannot_be_retried_is_not() -> None:
+    seen = gate(8, {"rerun_attempts": "3"})
+    assert seen.outcome == "error" and seen.emulator.log.of("rerun") == []
+    assert "RETRY\\_UNSUPPORTED\\_CMD" in seen.summary
+
+
+def test_a_cancelled_run_is_not_retried() -> None:
+    seen = gate(6, {"rerun_attempts": "3"})
+    assert seen.outcome == "cancelled" and seen.emulator.log.of("rerun") == []
+
+
+def test_a_lost_rerun_answer_is_adopted_not_repeated() -> None:
+    seen = gate(3, {"rerun_attempts": "1"}, faults=[{"kind": "lose_trigger_response", "endpoint": "rerun"}])
+    assert seen.outcome == "success"
+    assert len(seen.emulator.log.of("rerun")) == 1 and len(seen.emulator.world.run_ids()) == 2
+
+
+def _start_run(emulator: Emulator, job_id: int, **body: Any) -> int:
+    response = requests.post(f"{emulator.url}/api/v2/accounts/1/jobs/{job_id}/run/", json={"cause": "elsewhere",
+                             **body}, headers={"Authorization": f"Token {TOKEN}"}, timeout=5)
+    run_id: int = response.json()["data"]["id"]
+    return run_id
+
+
+def _gate_on(emulator: Emulator, clock: VirtualClock, inputs: dict[str, str]) -> Observed:
+    from tests.fault_matrix import run_gate
+    return run_gate(emulator, clock, inputs)
+
+
+def test_a_matching_run_in_flight_is_reused(emulator_factory: EmulatorFactory) -> None:
+    clock = VirtualClock()
+    emulator = emulator_factory(jobs=JOBS, clock=clock)
+    existing = _start_run(emulator, 4, git_sha="abc1234")
+    seen = _gate_on(emulator, clock, {"dbt_cloud_job_id": "4", "reuse_existing_run": "true", "git_sha": "abc1234"})
+    assert seen.outcome == "success" and seen.outputs["run_id"] == str(existing)
+    assert len(emulator.log.of("trigger")) == 1, "no second run"
+    assert "Reused" in seen.summary and f"Run {existing} was already" in seen.summary
+
+
+def test_a_non_matching_run_in_flight_is_not_reused(emulator_factory: EmulatorFactory) -> None:
+    clock = VirtualClock()
+    emulator = emulator_factory(jobs=JOBS, clock=clock)
+    existing = _start_run(emulator, 4, git_sha="abc1234")
+    seen = _gate_on(emulator, clock, {"dbt_cloud_job_id": "4", "reuse_existing_run": "true", "git_sha": "fff9999",
+                                      "timeout": "5h"})
+    assert seen.outputs["run_id"] != str(existing)
+    assert len(emulator.log.of("trigger")) == 2
+    assert f"Run {existing} of job 4 is in flight but not reused: git_sha is 'abc1234'" in seen.log
+
+
+def test_waiting_on_an_existing_run_that_succeeds_or_fails(emulator_factory: EmulatorFactory) -> None:
+    clock = VirtualClock()
+    emulator = emulator_factory(jobs=JOBS, clock=clock)
+    good, bad = _start_run(emulator, 4), _start_run(emulator, 2)
+    ok = _gate_on(emulator, clock, {"run_id": str(good), "timeout": "5h"})
+    assert (ok.outcome, ok.exit_code, ok.outputs["run_id"]) == ("success", 0, str(good))
+    failed = _gate_on(emulator, clock, {"run_id": str(bad)})
+    assert (failed.outcome, failed.exit_code) == ("error", 1)
+    assert len(emulator.log.of("trigger")) == 2, "waiting triggers nothing"
+
+
+def test_waiting_on_an_existing_run_past_the_timeout_does_not_cancel_it(emulator_factory: EmulatorFactory) -> None:
+    clock = VirtualClock()
+    emulator = emulator_factory(jobs=JOBS, clock=clock)
+    running = _start_run(emulator, 4)
+    seen = _gate_on(emulator, clock, {"run_id": str(running), "timeout": "10m"})
+    assert (seen.outcome, seen.exit_code) == ("timeout", 1)
+    assert emulator.log.cancels() == []
+    assert "not triggered by this gate" in seen.summary
+    cancelling = _gate_on(emulator, clock, {"run_id": str(running), "timeout": "10m", "cancel_on_timeout": "true"})
+    assert cancelling.outcome == "timeout" and emulator.log.cancels() == [running]
