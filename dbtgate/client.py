@@ -129,6 +129,11 @@ class DbtCloudClient:
         self._session.headers.update({"Authorization": f"Token {token}", "Accept": "application/json",
                                       "User-Agent": "dbtgate"})
         self.requests_made = 0
+        self._rate_limited_at: float | None = None
+
+    def rate_limited_recently(self, window: float = 300.0) -> bool:
+        """True within `window` seconds of a 429: dbt Cloud's rate limit cools down for five minutes."""
+        return self._rate_limited_at is not None and self.clock.monotonic() - self._rate_limited_at < window
 
     # ---- endpoints ----------------------------------------------------------------------------------------
     def get_job(self, job_id: int) -> Job:
@@ -204,6 +209,8 @@ class DbtCloudClient:
             connect_timeout = min(CONNECT_TIMEOUT, read_timeout)
             attempt, response, raw_bytes = self._send(method, path, params, json_body,
                                                       (connect_timeout, read_timeout), raw)
+            if attempt.status == 429:
+                self._rate_limited_at = self.clock.monotonic()
             verdict = classify(attempt, idempotent=idempotent)
             if verdict == "ok":
                 if raw:

@@ -18,7 +18,7 @@ from dbtgate.client import AmbiguousTrigger, ApiFailure, DbtCloudClient, Deadlin
 from dbtgate.clock import Clock
 from dbtgate.config import GateConfig
 from dbtgate.models import Job, Run, RunStatus
-from dbtgate.polling import AdaptivePolicy, PollState, expected_duration
+from dbtgate.polling import AdaptivePolicy, PollState, estimate, expected_duration
 from dbtgate.progress import ProgressReporter, format_seconds
 from dbtgate.signals import Interrupted
 
@@ -254,7 +254,8 @@ class Gate:
         while True:
             self._run = run
             waited = self.clock.monotonic() - seen_at
-            self.progress.observe(run, waited)
+            state = self._poll_state(run, waited, history)
+            self.progress.observe(run, waited, estimate(state), state.total_steps)
             if run.is_terminal:
                 return run
             if run.status is None and not warned_unknown:
@@ -264,12 +265,7 @@ class Gate:
             now = self.clock.monotonic()
             if now >= deadline:
                 return None
-            since_start = None
-            if run.started_at is not None and run.created_at is not None and run.duration_seconds is not None:
-                queued = run.queued_duration_seconds or 0
-                since_start = max(0.0, float(run.duration_seconds - queued))
-            delay = self.policy.next_delay(PollState(since_trigger=waited, run=run, since_start=since_start,
-                                                     expected_duration=history))
+            delay = self.policy.next_delay(state)
             self.clock.sleep(min(delay, max(0.0, deadline - now)))
             if self.clock.monotonic() >= deadline:
                 # One last look so a run that just finished is reported as it is, not as a timeout.
@@ -279,6 +275,18 @@ class Gate:
                 self.progress.observe(run, self.clock.monotonic() - seen_at)
                 return run if run.is_terminal else None
             run = self.client.get_run(run.id, POLL_INCLUDE, not_found_grace_until=grace_until)
+
+    def _poll_state(self, run: Run, waited: float, history: float | None) -> PollState:
+        since_start = None
+        if run.started_at is not None and run.duration_seconds is not None:
+            since_start = max(0.0, float(run.duration_seconds - (run.queued_duration_seconds or 0)))
+        return PollState(since_trigger=waited, run=run, since_start=since_start, expected_duration=history,
+                         rate_limited=self.client.rate_limited_recently(), total_steps=self._total_steps())
+
+    def _total_steps(self) -> int | None:
+        """Steps a run of this job will have: the setup steps dbt Cloud adds, then each command."""
+        commands = self.config.trigger.steps_override or (self._job.execute_steps if self._job else ())
+        return len(commands) + 2 if commands else None
 
     def _history(self, run: Run) -> float | None:
         """Typical duration of this job's runs, for the polling policy. Best effort: one list call."""

@@ -145,6 +145,7 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
 class Handler(BaseHTTPRequestHandler):
     server: EmulatorHTTPServer
     protocol_version = "HTTP/1.1"
+    _pending: dict[str, Any] | None = None
     server_version = "dbtgate-emulator"
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: the request log is the record
@@ -198,11 +199,20 @@ class Handler(BaseHTTPRequestHandler):
             fault = self.server.faults.choose(RequestFacts(endpoint, run_id, job_id, world.elapsed()))
         if fault is not None:
             entry["fault"] = fault.kind
-        status = self._respond_api(method, endpoint, params, query, body, scheme, token, fault, entry)
+        self._pending = entry
+        self._respond_api(method, endpoint, params, query, body, scheme, token, fault, entry)
+        self._commit_log(None)  # no response was sent (a dropped connection): log it now
+
+    def _commit_log(self, status: int | None) -> None:
+        """Record the request before its response leaves, so a client that reads the log after a response
+        always finds the request in it."""
+        entry, self._pending = self._pending, None
+        if entry is None:
+            return
         entry["status"] = status
-        if entry.get("created_run") is not None:
-            entry["run_id"] = entry.pop("created_run")
-        entry.pop("created_run", None)
+        created = entry.pop("created_run", None)
+        if created is not None:
+            entry["run_id"] = created
         self.server.log.add(LoggedRequest(**entry))
 
     def _respond_api(self, method: str, endpoint: str, params: dict[str, str], query: dict[str, list[str]],
@@ -361,6 +371,7 @@ class Handler(BaseHTTPRequestHandler):
         self._send_raw(code, json.dumps(payload).encode(), "application/json", headers)
 
     def _send_raw(self, code: int, data: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        self._commit_log(code)
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
