@@ -67,7 +67,8 @@ INPUTS: tuple[InputSpec, ...] = (
               "true", cli_flag="--wait"),
     InputSpec("failure_on_error", "Fail the step when the run does not succeed. false: report the outcome in "
               "the outputs and exit 0.", "true", cli_flag="--fail-on-error"),
-    InputSpec("interval", "Longest time between two polls, in seconds.", "30"),
+    InputSpec("interval", "Longest time between two polls, in seconds. dbtgate polls more often right after the "
+              "trigger and as the run nears its end (estimated from its progress and the job's history).", "60"),
     InputSpec("api_timeout", "Timeout of one HTTP request to dbt Cloud, in seconds.", "30"),
     InputSpec("timeout", "The longest the gate waits, retries and queueing included: seconds or a duration "
               "such as 45m, 2h, 1h30m.", "2h"),
@@ -142,7 +143,7 @@ class GateConfig:
     trigger: TriggerOptions
     wait: bool = True
     failure_on_error: bool = True
-    interval: float = 30.0
+    interval: float = 60.0
     api_timeout: float = 30.0
     timeout: float = 7200.0
     cancel_on_timeout: bool = True
@@ -345,7 +346,7 @@ def parse_config(raw: Mapping[str, str], env: Mapping[str, str], label: Mapping[
         timeout_seconds_override=get("timeout_seconds_override", parse_non_negative_int),
         steps_override=get("steps_override", parse_steps),
     )
-    interval = get("interval", parse_duration, 30.0)
+    interval = get("interval", parse_duration, 60.0)
     api_timeout = get("api_timeout", parse_duration, 30.0)
     timeout = get("timeout", parse_duration, 7200.0)
     extra = tuple(line.strip() for line in value("artifacts").splitlines() if line.strip())

@@ -18,7 +18,7 @@ from dbtgate.client import AmbiguousTrigger, ApiFailure, DbtCloudClient, Deadlin
 from dbtgate.clock import Clock
 from dbtgate.config import GateConfig
 from dbtgate.models import Job, Run, RunStatus
-from dbtgate.polling import AdaptivePolicy, PollState, estimate, expected_duration
+from dbtgate.polling import AdaptivePolicy, PollState, estimate, expected_duration, poll_state
 from dbtgate.progress import ProgressReporter, format_seconds
 from dbtgate.signals import Interrupted
 
@@ -277,11 +277,8 @@ class Gate:
             run = self.client.get_run(run.id, POLL_INCLUDE, not_found_grace_until=grace_until)
 
     def _poll_state(self, run: Run, waited: float, history: float | None) -> PollState:
-        since_start = None
-        if run.started_at is not None and run.duration_seconds is not None:
-            since_start = max(0.0, float(run.duration_seconds - (run.queued_duration_seconds or 0)))
-        return PollState(since_trigger=waited, run=run, since_start=since_start, expected_duration=history,
-                         rate_limited=self.client.rate_limited_recently(), total_steps=self._total_steps())
+        return poll_state(run, waited, history, total_steps=self._total_steps(),
+                          rate_limited=self.client.rate_limited_recently())
 
     def _total_steps(self) -> int | None:
         """Steps a run of this job will have: the setup steps dbt Cloud adds, then each command."""

@@ -129,53 +129,60 @@ def _clock(moment: float) -> str:
     return datetime.fromtimestamp(moment, UTC).strftime("%H:%M:%S")
 
 
-def setup_step_log(name: str, started: float) -> str:
+def setup_step_log(name: str, started: float) -> list[tuple[float, str]]:
+    """The log of a setup step as (moment, line) pairs."""
     if name.startswith("Clone"):
-        return (f"{_clock(started)}  Cloning into '/tmp/jobs/repo'...\n"
-                f"{_clock(started)}  Checked out at 4e041f69 (main)\n")
-    return (f"{_clock(started)}  Creating profile from connection Snowflake\n"
-            f"{_clock(started)}  Profile written to /tmp/jobs/.dbt/profiles.yml\n")
+        texts = ["Cloning into '/tmp/jobs/repo'...", "Checked out at 4e041f69 (main)"]
+    else:
+        texts = ["Creating profile from connection Snowflake", "Profile written to /tmp/jobs/.dbt/profiles.yml"]
+    return [(started, f"{_clock(started)}  {text}") for text in texts]
 
 
-def command_log_lines(command: str, results: list[NodeResult], started: float, duration: float) -> list[str]:
-    """The full log of a dbt command step, one entry a line, timestamps spread over the step's duration."""
+def command_log_lines(command: str, results: list[NodeResult], started: float,
+                      duration: float) -> list[tuple[float, str]]:
+    """The full log of a dbt command step as (moment, line) pairs, so a running step shows what has happened.
+
+    Nodes finish evenly over the step and the last one ends it, as dbt prints "Finished" right after it.
+    """
     total = len(results)
-    lines = [f"{_clock(started)}  Running with dbt=1.9.4",
-             f"{_clock(started)}  Registered adapter: snowflake=1.9.2",
-             f"{_clock(started)}  Found 5 models, 7 data tests, 3 seeds, 0 sources, 533 macros"]
+    end = started + duration
+    lines = [(started, f"{_clock(started)}  {text}") for text in (
+        "Running with dbt=1.9.4", "Registered adapter: snowflake=1.9.2",
+        "Found 5 models, 7 data tests, 3 seeds, 0 sources, 533 macros")]
     if total == 0:
-        lines.append(f"{_clock(started + duration)}  Done.")
+        lines.append((end, f"{_clock(end)}  Done."))
         return lines
-    lines.append(f"{_clock(started)}  Concurrency: 8 threads (target='prod')")
+    lines.append((started, f"{_clock(started)}  Concurrency: 8 threads (target='prod')"))
     for number, result in enumerate(results, start=1):
         node = NODES_BY_ID.get(result.unique_id) or resolve_node(result.unique_id)
-        at = _clock(started + duration * number / (total + 1))
+        begin, finish = started + duration * (number - 1) / total, started + duration * number / total
         kind = {"model": f"sql {node.materialization or 'table'} model", "test": "test", "seed": "seed file"}.get(
             node.resource_type, node.resource_type)
-        lines.append(f"{at}  {number} of {total} START {kind} analytics.{node.name} [RUN]")
+        lines.append((begin, f"{_clock(begin)}  {number} of {total} START {kind} analytics.{node.name} [RUN]"))
         label = {"success": "OK", "pass": "PASS", "fail": "FAIL", "warn": "WARN", "error": "ERROR",
                  "skipped": "SKIP"}.get(result.status, result.status.upper())
         suffix = f"[{label} {result.failures}" if result.failures else f"[{label}"
-        lines.append(f"{at}  {number} of {total} {label} {node.name} {'.' * 8} {suffix} in {result.execution_time}s]")
-    end = _clock(started + duration)
+        lines.append((finish, f"{_clock(finish)}  {number} of {total} {label} {node.name} {'.' * 8} {suffix} in "
+                              f"{result.execution_time}s]"))
+    at = _clock(end)
     errors = [r for r in results if r.status in {"error", "fail"}]
     warnings = [r for r in results if r.status == "warn"]
     passed = sum(1 for r in results if r.status in {"success", "pass"})
     skipped = sum(1 for r in results if r.status == "skipped")
-    lines.append(f"{end}  Finished running {total} nodes in 0 hours 0 minutes and {duration:.2f} seconds.")
+    tail = [f"Finished running {total} nodes in 0 hours 0 minutes and {duration:.2f} seconds."]
     if errors or warnings:
         word = f"{len(errors)} error{'s' if len(errors) != 1 else ''}"
-        lines.append(f"{end}  Completed with {word} and {len(warnings)} warnings:")
+        tail.append(f"Completed with {word} and {len(warnings)} warnings:")
         for result in errors + warnings:
             node = NODES_BY_ID.get(result.unique_id) or resolve_node(result.unique_id)
             kind = "Failure" if result.status == "fail" else ("Warning" if result.status == "warn" else
                                                                "Database Error")
-            lines.append(f"{end}  {kind} in {node.resource_type} {node.name} ({node.original_file_path})")
-            lines.append(f"{end}    {result.message}")
+            tail.append(f"{kind} in {node.resource_type} {node.name} ({node.original_file_path})")
+            tail.extend(f"  {line}" for line in result.message.splitlines())
     else:
-        lines.append(f"{end}  Completed successfully")
-    lines.append(f"{end}  Done. PASS={passed} WARN={len(warnings)} ERROR={len(errors)} SKIP={skipped} "
-                 f"TOTAL={total}")
+        tail.append("Completed successfully")
+    tail.append(f"Done. PASS={passed} WARN={len(warnings)} ERROR={len(errors)} SKIP={skipped} TOTAL={total}")
+    lines.extend((end, f"{at}  {text}") for text in tail)
     return lines
 
 

@@ -58,6 +58,7 @@ class JobSpec:
     start_seconds: float = 5.0
     setup_seconds: float = 3.0      # each of "Clone git repository" and "Create profile ..."
     run_seconds: float = 60.0       # each dbt command
+    run_seconds_per_run: tuple[float, ...] = ()  # per run, overriding run_seconds; the last one repeats
     timeout_seconds: int = 0
     generate_docs: bool = False
     artifacts: bool = True          # False: a job whose runs produce no artifacts (404 on fetch)
@@ -70,6 +71,12 @@ class JobSpec:
     def outcome_for(self, attempt: int) -> str:
         """The outcome of the job's attempt-th run (0-based); the last listed outcome repeats."""
         return self.outcomes[min(attempt, len(self.outcomes) - 1)]
+
+    def run_seconds_for(self, attempt: int) -> float:
+        """How long each dbt command of the attempt-th run takes; `run_seconds: [..]` lists one per run."""
+        if not self.run_seconds_per_run:
+            return self.run_seconds
+        return self.run_seconds_per_run[min(attempt, len(self.run_seconds_per_run) - 1)]
 
 
 @dataclass(frozen=True)
@@ -179,9 +186,16 @@ def _parse_job(item: Any, index: int) -> JobSpec:
         raise ScenarioError(f"{where}.execute_steps must be a list of dbt commands")
     kwargs: dict[str, Any] = {"id": int(item["id"]), "name": str(item.get("name", f"Job {item['id']}")),
                               "execute_steps": tuple(steps), "outcomes": outcomes}
-    for key in ("queue_seconds", "start_seconds", "setup_seconds", "run_seconds"):
+    for key in ("queue_seconds", "start_seconds", "setup_seconds"):
         if key in item:
             kwargs[key] = float(item[key])
+    if isinstance(item.get("run_seconds"), list):
+        per_run = tuple(float(value) for value in item["run_seconds"])
+        if not per_run:
+            raise ScenarioError(f"{where}.run_seconds must not be an empty list")
+        kwargs["run_seconds_per_run"] = per_run
+    elif "run_seconds" in item:
+        kwargs["run_seconds"] = float(item["run_seconds"])
     for key in ("timeout_seconds", "project_id", "environment_id"):
         if key in item:
             kwargs[key] = int(item[key])

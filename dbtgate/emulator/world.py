@@ -114,7 +114,7 @@ class World:
                 generate_docs = job.generate_docs
             timeout = body.get("timeout_seconds_override")
             record = self._new_run(job, body, commands, job.outcome_for(attempt), bool(generate_docs),
-                                   int(timeout) if timeout is not None else job.timeout_seconds)
+                                   int(timeout) if timeout is not None else job.timeout_seconds, attempt=attempt)
             return self.run_json(record.id, frozenset({"trigger", "job"}))
 
     def rerun(self, job: JobSpec) -> dict[str, Any]:
@@ -130,10 +130,11 @@ class World:
                 commands = ("dbt retry", *remaining)
                 body = {**latest.trigger, "cause": f"Retry of run {latest.id} from the point of failure"}
                 record = self._new_run(job, body, commands, outcome, False, latest.timeout_seconds,
-                                       retry_of=latest.id)
+                                       retry_of=latest.id, attempt=attempt)
             else:
                 body = {"cause": "Rerun via API"}
-                record = self._new_run(job, body, job.execute_steps, outcome, job.generate_docs, job.timeout_seconds)
+                record = self._new_run(job, body, job.execute_steps, outcome, job.generate_docs, job.timeout_seconds,
+                                       attempt=attempt)
             return self.run_json(record.id, frozenset({"trigger", "job"}))
 
     def cancel(self, run_id: int) -> dict[str, Any] | None:
@@ -156,6 +157,13 @@ class World:
         with self._lock:
             record = self._runs.get(run_id)
             return record.job.id if record else None
+
+    def finished_elapsed(self, run_id: int) -> float | None:
+        """When the run finished (or will finish, if nothing changes), in emulated seconds since the start."""
+        with self._lock:
+            record = self._runs[run_id]
+            self._schedule(record.job.id)
+            return record.finished - self._epoch
 
     def run_ids(self) -> list[int]:
         with self._lock:
@@ -228,13 +236,15 @@ class World:
 
     # ---- internals ----------------------------------------------------------------------------------------
     def _new_run(self, job: JobSpec, body: dict[str, Any], commands: tuple[str, ...], outcome: str,
-                 generate_docs: bool, timeout_seconds: int, retry_of: int | None = None) -> RunRecord:
+                 generate_docs: bool, timeout_seconds: int, retry_of: int | None = None, attempt: int = 0
+                 ) -> RunRecord:
         run_id = self._next_run_id
         self._next_run_id += 1
         trigger = {key: value for key, value in body.items() if value is not None}
         record = RunRecord(
             id=run_id, job=job, created=self.now(), trigger=trigger,
-            steps=self._plan_steps(job, commands, outcome, generate_docs), outcome=outcome,
+            steps=self._plan_steps(job, commands, outcome, generate_docs, job.run_seconds_for(attempt)),
+            outcome=outcome,
             timeout_seconds=timeout_seconds, git_sha=str(body.get("git_sha") or "4e041f69021cbdd0a4f78d50bb961054dd73"),
             git_branch=str(body.get("git_branch") or "main"), retry_of=retry_of,
         )
@@ -242,8 +252,8 @@ class World:
         return record
 
     @staticmethod
-    def _plan_steps(job: JobSpec, commands: tuple[str, ...], outcome: str, generate_docs: bool
-                    ) -> tuple[PlannedStep, ...]:
+    def _plan_steps(job: JobSpec, commands: tuple[str, ...], outcome: str, generate_docs: bool,
+                    run_seconds: float) -> tuple[PlannedStep, ...]:
         steps = [PlannedStep(name, None, job.setup_seconds) for name in content.SETUP_STEPS]
         all_commands = list(commands) + (["dbt docs generate"] if generate_docs else [])
         building = [i for i, command in enumerate(all_commands) if content.builds_nodes(command)]
@@ -255,7 +265,7 @@ class World:
             if fails:
                 overrides.update({r.unique_id: r for r in job.failures})
             results = tuple(content.node_results(command, overrides)) if content.builds_nodes(command) else ()
-            steps.append(PlannedStep(content.step_name(command, index), command, job.run_seconds, results, fails))
+            steps.append(PlannedStep(content.step_name(command, index), command, run_seconds, results, fails))
         return tuple(steps)
 
     def _job_runs(self, job_id: int) -> list[RunRecord]:
@@ -357,21 +367,22 @@ class World:
             if begin > now or begin >= record.finished:
                 break
             end = min(begin + planned.duration, record.finished)
+            complete = end >= begin + planned.duration - 1e-9
             if end <= now:
-                status = ERROR if planned.fails and end >= begin + planned.duration - 1e-9 else (
-                    SUCCESS if end >= begin + planned.duration - 1e-9 else record.final_status)
-                fraction = 1.0 if status != CANCELLED else (end - begin) / planned.duration
+                status = (ERROR if planned.fails else SUCCESS) if complete else record.final_status
             else:
-                status, fraction = RUNNING, (now - begin) / planned.duration
+                status = RUNNING
             if planned.command is None:
-                lines = content.setup_step_log(planned.name, begin).splitlines()
+                timed = content.setup_step_log(planned.name, begin)
             else:
-                lines = content.command_log_lines(planned.command, list(planned.results), begin, planned.duration)
+                timed = content.command_log_lines(planned.command, list(planned.results), begin, planned.duration)
                 if planned.fails and not planned.results:
-                    lines[-1:] = [f"{lines[-1][:10]}Encountered an error:",
-                                  f"{lines[-1][:10]}Compilation Error in model orders (models/marts/orders.sql)"]
-            if fraction < 1.0:
-                lines = lines[: max(1, int(len(lines) * fraction))]
+                    moment = begin + planned.duration
+                    timed[-1:] = [(moment, f"{timed[-1][1][:10]}Encountered an error:"),
+                                  (moment, f"{timed[-1][1][:10]}Compilation Error in model orders "
+                                           "(models/marts/orders.sql)")]
+            # A running or cut-short step shows the lines that have happened by now.
+            lines = [text for moment, text in timed if moment <= min(now, end) + 1e-9] or [timed[0][1]]
             if status == CANCELLED:
                 lines.append("Cancelled by user." if record.final_message == CANCELLED_BY_USER else
                              (record.final_message or ""))
