@@ -15,15 +15,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-import structlog
-
 from dbtgate import __version__
 from dbtgate.client import ApiFailure, DbtCloudClient, DeadlineExceeded
 from dbtgate.clock import Clock, SystemClock
 from dbtgate.config import INPUTS, SPECS, ConfigError, GateConfig, InputSpec, parse_config
 from dbtgate.gate import ExitCode, Gate, GateResult
 from dbtgate.github import Workflow
-from dbtgate.logs import Redactor, configure
+from dbtgate.logs import Redactor, configure, get_logger
 from dbtgate.report import outputs_for, publish, write_config_error
 from dbtgate.signals import Interrupted, SignalGuard
 
@@ -89,7 +87,7 @@ def execute(config: GateConfig, env: Mapping[str, str], workflow: Workflow, reda
             summary_file: str | None = None, output_file: str | None = None, json_out: TextIO | None = None,
             install_signals: bool = True, clock: Clock | None = None) -> int:
     """The one code path: gate the job, then publish outputs, summary and annotations, then the exit code."""
-    log = structlog.get_logger("dbtgate")
+    log = get_logger("dbtgate")
     guard = SignalGuard()
     if install_signals:
         guard.install()

@@ -16,12 +16,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-import structlog
 
 from dbtgate.clock import Clock
+from dbtgate.logs import get_logger
 from dbtgate.models import Job, Run
 
-log = structlog.get_logger("dbtgate.client")
+log = get_logger("dbtgate.client")
 
 RUN_INCLUDE = ("run_steps", "job", "trigger")
 CONNECT_TIMEOUT = 10.0

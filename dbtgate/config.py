@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
 DEFAULT_URL = "https://cloud.getdbt.com"
 CAUSE_LIMIT = 255
 # The gate appends " [dbtgate:xxxxxxxx]" to the cause so that a run created by a lost trigger response can be
@@ -210,6 +208,8 @@ def parse_steps(text: str) -> tuple[str, ...]:
     """
     stripped = text.strip()
     if stripped.startswith("["):
+        import yaml  # only this form needs a YAML parser; kept off the start-up path
+
         try:
             loaded = yaml.safe_load(stripped)
         except yaml.YAMLError as error:

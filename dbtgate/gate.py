@@ -11,18 +11,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-import structlog
-
 from dbtgate.artifacts import ArtifactReport, collect_artifacts
 from dbtgate.client import AmbiguousTrigger, ApiFailure, DbtCloudClient, DeadlineExceeded
 from dbtgate.clock import Clock
 from dbtgate.config import GateConfig
+from dbtgate.logs import get_logger
 from dbtgate.models import Job, Run, RunStatus
 from dbtgate.polling import AdaptivePolicy, PollState, estimate, expected_duration, poll_state
 from dbtgate.progress import ProgressReporter, format_seconds
 from dbtgate.signals import Interrupted
 
-log = structlog.get_logger("dbtgate")
+log = get_logger("dbtgate")
 
 NEW_RUN_404_GRACE = 30.0        # a brand-new run can 404 for a few seconds (a known race)
 CLEANUP_BUDGET = 4.0            # cancel on interrupt: the runner kills us 7.5 s after SIGINT

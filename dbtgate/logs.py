@@ -2,15 +2,18 @@
 
 A processor redacts the token (and any Authorization header) from every event before it is rendered, so even a
 debug line that carried a header or an exception text cannot leak it.
+
+structlog (with the asyncio it pulls in) costs ~45 ms to import, and nothing is logged before the first request
+to dbt Cloud, so it is imported and configured on the first log call rather than at start-up: the action pays
+it after the run is already triggering, not before.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, MutableMapping
+from dataclasses import dataclass
 from typing import Any, TextIO
-
-import structlog
 
 REDACTED = "***"
 
@@ -41,11 +44,35 @@ class Redactor:
                 for key, value in event.items()}
 
 
+@dataclass
+class _Settings:
+    stream: TextIO
+    fmt: str
+    debug: bool
+    redactor: Redactor
+
+
+_pending: _Settings | None = None
+
+
 def configure(stream: TextIO, *, fmt: str = "console", debug: bool = False,
               redactor: Redactor | None = None) -> Redactor:
+    """Say where and how to log; applied (and structlog imported) when the first line is logged."""
+    global _pending
     redactor = redactor or Redactor()
+    _pending = _Settings(stream, fmt, debug, redactor)
+    return redactor
+
+
+def _apply_pending() -> None:
+    global _pending
+    settings, _pending = _pending, None
+    if settings is None:
+        return
+    import structlog
+
     renderer: Any
-    if fmt == "json":
+    if settings.fmt == "json":
         renderer = structlog.processors.JSONRenderer()
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=False, pad_event_to=0)
@@ -54,11 +81,27 @@ def configure(stream: TextIO, *, fmt: str = "console", debug: bool = False,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="%H:%M:%S", utc=True),
             structlog.processors.format_exc_info,
-            redactor,
+            settings.redactor,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG if debug else logging.INFO),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG if settings.debug else logging.INFO),
+        logger_factory=structlog.PrintLoggerFactory(file=settings.stream),
         cache_logger_on_first_use=False,
     )
-    return redactor
+
+
+class LazyLogger:
+    """A structlog logger that comes into being on first use (see the module docstring)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        _apply_pending()
+        import structlog
+
+        return getattr(structlog.get_logger(self._name), attribute)
+
+
+def get_logger(name: str) -> LazyLogger:
+    return LazyLogger(name)
