@@ -240,6 +240,15 @@ class DbtCloudClient:
     def _send(self, method: str, path: str, params: dict[str, Any] | None, json_body: dict[str, Any] | None,
               timeout: tuple[float, float], raw: bool) -> tuple[Attempt, _Response | None, bytes]:
         self.requests_made += 1
+        attempt, response, content = self._exchange(method, path, params, json_body, timeout, raw)
+        # Debug output (RUNNER_DEBUG=1 / --debug) shows every exchange; the redacting processor in logs.py
+        # removes the token even if a header or a body ever carried it.
+        log.debug("dbt Cloud request", method=method, path=path, params=params,
+                  headers=dict(self._session.headers), status=attempt.status, failure=attempt.failure)
+        return attempt, response, content
+
+    def _exchange(self, method: str, path: str, params: dict[str, Any] | None, json_body: dict[str, Any] | None,
+                  timeout: tuple[float, float], raw: bool) -> tuple[Attempt, _Response | None, bytes]:
         try:
             reply = self._session.request(method, self._url(path), params=params, json=json_body, timeout=timeout)
         except requests.exceptions.SSLError:

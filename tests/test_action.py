@@ -196,3 +196,44 @@ def test_the_output_parser_rejects_what_the_runner_rejects(text: str) -> None:
 
 def test_the_output_parser_reads_heredocs_like_the_runner() -> None:
     assert parse_output_file("a=1\nb<<D\nline 1\nline 2\nD\n") == {"a": "1", "b": "line 1\nline 2"}
+
+
+HOSTILE = "::error::injected\n::add-mask::x %0A <script>alert(1)</script> | `tick` ## heading [link](http://evil)"
+
+
+def test_hostile_text_from_dbt_cloud_cannot_inject_anything(emulator_factory: EmulatorFactory,
+                                                             tmp_path: Path) -> None:
+    emulator = emulator_factory(time_scale=FAST, jobs=[{
+        "id": 9, "name": "Evil | <b>job</b> ::warning::x", "outcome": "error", "run_seconds": 60,
+        "failures": [{"node": "orders", "status": "error", "message": HOSTILE}]}])
+    step = run_step(inputs(emulator, 9), tmp_path / "ws")
+    assert step.exit_code == 1, step.log
+    # Outside ::stop-commands:: blocks nothing but dbtgate's own commands appear, each on one line.
+    for kind in ("error", "warning", "add-mask", "notice"):
+        for line in step.commands(kind):
+            assert "injected" not in line.split("::", 2)[1], line  # not in the command's name or properties
+            assert not line.startswith("::error::injected") and not line.startswith("::add-mask::x")
+    node_lines = [line for line in step.commands("error") if "file=models/marts/orders.sql" in line]
+    assert len(node_lines) == 1 and "%0A" in node_lines[0] and "%250A" in node_lines[0]
+    # The raw log does carry the text, but only inside a stop-commands block.
+    blocks = re.findall(r"::stop-commands::([0-9a-f]{32})\n(.*?)\n::\1::", step.stdout, re.S)
+    assert any("::error::injected" in body for _, body in blocks)
+    # The summary shows the text, escaped: no HTML, no broken table, no link — except verbatim inside the fenced
+    # log block, where Markdown shows it as literal text.
+    outside_code = re.sub(r"(`{3,})text\n.*?\n\1", "", step.summary, flags=re.S)
+    assert "<script>" not in outside_code and "&lt;script&gt;" in outside_code
+    assert "[link](http://evil)" not in outside_code
+    failed_row = next(line for line in step.summary.splitlines() if line.startswith("| orders"))
+    assert len(re.findall(r"(?<!\\)\|", failed_row)) == 6, "a pipe in the message must not add a column"
+    assert step.outputs["job_name"] == "Evil | <b>job</b> ::warning::x"  # outputs keep the exact value
+
+
+def test_warnings_are_listed_separately_on_a_green_run(emulator_factory: EmulatorFactory, tmp_path: Path) -> None:
+    emulator = emulator_factory(time_scale=FAST)
+    step = run_step(inputs(emulator, 7), tmp_path / "ws")
+    assert step.exit_code == 0 and step.outputs["outcome"] == "success"
+    assert step.commands("error") == []
+    assert "### Warnings (1)" in step.summary and "### Failed nodes" not in step.summary
+    row = next(line for line in step.summary.splitlines() if line.startswith("| unique\\_customers\\_customer\\_id"))
+    assert "| test | warn | Got 2 results, configured to warn if != 0 |" in row
+    assert json.loads(step.outputs["failed_nodes"]) == []

@@ -61,3 +61,21 @@ def test_persistent_poll_failure_ends_with_the_last_error(tmp_path: Path) -> Non
 def test_midway_401_names_the_host(tmp_path: Path) -> None:
     observed = run_case(next(c for c in CASES if c.name == "poll-401-midway"), tmp_path)
     assert f"dbt Cloud at {observed.emulator.url.split('://')[1]} answered 401" in observed.log
+
+
+def test_debug_output_shows_requests_without_the_token(tmp_path: Path) -> None:
+    observed = run_case(next(c for c in CASES if c.name == "baseline-success"), tmp_path)
+    requests_logged = [line for line in observed.log.splitlines() if "dbt Cloud request" in line]
+    assert requests_logged, "debug logging is on in the matrix: every exchange must be logged"
+    assert all("Authorization" in line and "***" in line for line in requests_logged)
+    assert not observed.token_leaked
+
+
+def test_the_redactor_scrubs_nested_values_and_headers() -> None:
+    from dbtgate.logs import Redactor
+    redactor = Redactor(["s3cret"])
+    event = redactor(None, "info", {"event": "x s3cret y", "headers": {"Authorization": "Token s3cret"},
+                                    "nested": ["s3cret", ("a", "s3cret")], "error": ValueError("bad s3cret"),
+                                    "authorization": "Bearer s3cret"})
+    assert "s3cret" not in repr(event)
+    assert event["headers"]["Authorization"] == "***" and event["authorization"] == "***"
