@@ -11,7 +11,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -22,7 +22,9 @@ from dbtgate.config import INPUTS, SPECS, ConfigError, GateConfig, InputSpec, pa
 from dbtgate.gate import ExitCode, Gate, GateResult
 from dbtgate.github import Workflow
 from dbtgate.logs import Redactor, configure, get_logger
-from dbtgate.report import outputs_for, publish, write_config_error
+from dbtgate.models import Run
+from dbtgate.progress import describe
+from dbtgate.report import outputs_for, publish, run_json, write_config_error
 from dbtgate.signals import Interrupted, SignalGuard
 
 EXIT_CODES_HELP = """exit codes:
@@ -104,7 +106,7 @@ def execute(config: GateConfig, env: Mapping[str, str], workflow: Workflow, reda
     publish(result, config, workflow=workflow, env=env, summary_file=summary_file, output_file=output_file)
     log.info(result.headline, outcome=result.outcome.value, exit_code=result.exit_code)
     if json_out is not None:
-        payload = {"outputs": outputs_for(result, config)}
+        payload = {"outputs": outputs_for(result, config), "run": run_json(result.run) if result.run else None}
         json_out.write(redactor.scrub(json.dumps(payload, indent=2)) + "\n")
     return result.exit_code
 
@@ -247,53 +249,43 @@ def cmd_gate(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, s
                    json_out=stdout if args.json else None)
 
 
-def _client_for(args: argparse.Namespace, env: Mapping[str, str], workflow: Workflow
-                ) -> tuple[DbtCloudClient | None, GateConfig | None]:
+def _client_for(args: argparse.Namespace, env: Mapping[str, str], workflow: Workflow) -> DbtCloudClient | None:
     raw, labels = _raw_from_args(args, env)
     raw["run_id"] = str(args.run_id)
     try:
         config = parse_config(raw, env, labels)
     except ConfigError as error:
         write_config_error(env, error.problems, workflow)
-        return None, None
+        return None
     return DbtCloudClient(config.base_url, config.token, config.account_id, api_timeout=config.api_timeout,
-                          clock=SystemClock()), config
+                          clock=SystemClock())
+
+
+def _one_run(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stderr: TextIO,
+             call: Callable[[DbtCloudClient, int], Run]) -> int:
+    """`status` and `cancel`: one call about one run, a line for people, JSON for scripts."""
+    workflow, _ = _cli_setup(args, env, stdout, stderr)
+    client = _client_for(args, env, workflow)
+    if client is None:
+        return ExitCode.BAD_CONFIG
+    try:
+        run = call(client, args.run_id)
+    except (ApiFailure, DeadlineExceeded) as error:
+        workflow.error(str(error), title="dbt Cloud API failed")
+        return ExitCode.API_FAILED
+    message = f" — {run.status_message}" if run.status_message else ""
+    stderr.write(f"Run {run.id}: {describe(run)}{message}\n{run.href}\n")
+    if args.json:
+        stdout.write(json.dumps(run_json(run), indent=2) + "\n")
+    return ExitCode.SUCCESS
 
 
 def cmd_status(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stderr: TextIO) -> int:
-    workflow, _ = _cli_setup(args, env, stdout, stderr)
-    client, _config = _client_for(args, env, workflow)
-    if client is None:
-        return ExitCode.BAD_CONFIG
-    try:
-        run = client.get_run(args.run_id)
-    except (ApiFailure, DeadlineExceeded) as error:
-        workflow.error(str(error), title="dbt Cloud API failed")
-        return ExitCode.API_FAILED
-    from dbtgate.progress import describe
-    stderr.write(f"Run {run.id}: {describe(run)}{' — ' + run.status_message if run.status_message else ''}\n"
-                 f"{run.href}\n")
-    if args.json:
-        stdout.write(json.dumps({"run_id": run.id, "status": run.status_humanized, "status_code": run.status_code,
-                                 "status_message": run.status_message, "run_url": run.href,
-                                 "finished": run.is_terminal}, indent=2) + "\n")
-    return ExitCode.SUCCESS
+    return _one_run(args, env, stdout, stderr, lambda client, run_id: client.get_run(run_id))
 
 
 def cmd_cancel(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stderr: TextIO) -> int:
-    workflow, _ = _cli_setup(args, env, stdout, stderr)
-    client, _config = _client_for(args, env, workflow)
-    if client is None:
-        return ExitCode.BAD_CONFIG
-    try:
-        run = client.cancel_run(args.run_id)
-    except (ApiFailure, DeadlineExceeded) as error:
-        workflow.error(str(error), title="dbt Cloud API failed")
-        return ExitCode.API_FAILED
-    stderr.write(f"Run {run.id}: {run.status_humanized}\n{run.href}\n")
-    if args.json:
-        stdout.write(json.dumps({"run_id": run.id, "status": run.status_humanized}) + "\n")
-    return ExitCode.SUCCESS
+    return _one_run(args, env, stdout, stderr, lambda client, run_id: client.cancel_run(run_id))
 
 
 def cmd_emulator(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stderr: TextIO) -> int:

@@ -358,7 +358,7 @@ class Gate:
                                    extra=self.config.extra_artifacts if wants_files else ())
         if wants_files:
             for path in report.missing:
-                self.emit(f"Run {run.id} produced no {path}; nothing to download (not an error).")
+                log.warning(f"Run {run.id} produced no {path}; nothing to download (a warning, not a failure).")
         return report
 
     def _headline(self, outcome: Outcome, run: Run) -> str:

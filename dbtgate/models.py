@@ -206,7 +206,6 @@ class Job:
     timeout_seconds: int = 0
     project_id: int | None = None
     environment_id: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> Job:

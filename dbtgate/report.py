@@ -14,7 +14,7 @@ from dbtgate.artifacts import NodeIssue
 from dbtgate.config import GateConfig
 from dbtgate.gate import GateResult, Outcome
 from dbtgate.github import Workflow, append_file, format_outputs
-from dbtgate.models import iso_utc
+from dbtgate.models import Run, iso_utc
 from dbtgate.summary import md, render_summary
 
 MAX_NODE_ANNOTATIONS = 10
@@ -63,6 +63,15 @@ def outputs_for(result: GateResult, config: GateConfig) -> dict[str, str]:
         "attempts": str(len(result.attempts)),
         "exit_code": str(result.exit_code),
     }
+
+
+def run_json(run: Run) -> dict[str, object]:
+    """The run for scripts (`--json`): the same field names as the outputs where they overlap."""
+    return {"run_id": run.id, "job_id": run.job_id, "status": run.status_humanized, "status_code": run.status_code,
+            "status_message": run.status_message, "finished": run.is_terminal,
+            "finished_at": iso_utc(run.finished_at) if run.is_terminal else "", "run_url": run.href,
+            "git_sha": run.git_sha, "git_branch": run.git_branch, "duration_seconds": run.duration_seconds,
+            "steps": [{"index": s.index, "name": s.name, "status": s.status_humanized} for s in run.steps]}
 
 
 def annotation_path(node: NodeIssue, project_dir: str) -> str | None:

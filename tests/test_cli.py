@@ -47,8 +47,11 @@ def test_run_with_env_vars_json_and_report_files(emulator_factory: EmulatorFacto
     result = cli("run", "--job-id", "1", "--interval", "0.2", "--json", "--summary", str(summary),
                  "--output", str(outputs), "--artifacts-dir", str(tmp_path / "target"), env=dbt_env(emulator))
     assert result.returncode == 0, result.stderr
-    printed = json.loads(result.stdout)["outputs"]
+    payload = json.loads(result.stdout)
+    printed = payload["outputs"]
     assert printed["outcome"] == "success" and printed["status"] == "Success"
+    assert payload["run"]["run_id"] == int(printed["run_id"]) and payload["run"]["finished"] is True
+    assert [step["status"] for step in payload["run"]["steps"]] == ["Success"] * 3
     assert parse_output_file(outputs.read_text())["run_id"] == printed["run_id"]
     assert "## ✅" in summary.read_text()
     assert "Triggered run" in result.stderr and "::" not in result.stderr  # no workflow commands outside Actions
@@ -81,8 +84,9 @@ def test_wait_status_and_cancel(emulator_factory: EmulatorFactory) -> None:
     waited = cli("wait", run_id, "--timeout", "1s", "--interval", "0.2", env=dbt_env(emulator))
     assert waited.returncode == 1 and "did not finish within the timeout" in waited.stderr
     assert emulator.log.cancels() == [], "a run this gate did not trigger is not cancelled by default"
-    cancelled = cli("cancel", run_id, env=dbt_env(emulator))
+    cancelled = cli("cancel", run_id, "--json", env=dbt_env(emulator))
     assert cancelled.returncode == 0 and "Cancelled" in cancelled.stderr
+    assert json.loads(cancelled.stdout)["status"] == "Cancelled"
     assert emulator.log.cancels() == [int(run_id)]
     after = cli("wait", run_id, "--interval", "0.2", env=dbt_env(emulator))
     assert after.returncode == 1 and "was cancelled" in after.stderr
