@@ -115,7 +115,7 @@ class Gate:
         self._run: Run | None = None
         self._job: Job | None = None
         self._adopted = False
-        self._adopted_in_flight = False
+        self._reused = False
         self._attempts: list[Run] = []     # finished runs that were retried, oldest first
         self._started = 0.0
         self._notes: list[str] = []
@@ -141,6 +141,11 @@ class Gate:
                 self._attempts.append(final)
                 self.client.deadline = deadline
                 final = self._wait(self._rerun_once(final), deadline)
+            if final is None:
+                return self._timed_out("")
+            # Inside the try: a signal while artifacts download must still be reported with the run it concerns.
+            outcome = outcome_of(final)
+            return self._result(outcome, self._headline(outcome, final), artifacts=self._artifacts(final))
         except DeadlineExceeded as exceeded:
             return self._timed_out(str(exceeded))
         except ApiFailure as failure:
@@ -151,11 +156,6 @@ class Gate:
             log.exception("unexpected error")
             return self._api_failed(ApiFailure(f"dbtgate hit an unexpected error: {error.__class__.__name__}: "
                                                f"{error}", kind="unavailable"))
-        if final is None:
-            return self._timed_out("")
-        outcome = outcome_of(final)
-        artifacts = self._artifacts(final)
-        return self._result(outcome, self._headline(outcome, final), artifacts=artifacts)
 
     # ---- reuse a run in flight ----------------------------------------------------------------------------
     def _find_reusable(self, job: Job) -> Run | None:
@@ -167,7 +167,7 @@ class Gate:
             if mismatch:
                 self.emit(f"Run {candidate.id} of job {job.id} is in flight but not reused: {mismatch}.")
                 continue
-            self._adopted_in_flight = True
+            self._reused = True
             self._notes.append(f"Run {candidate.id} was already {candidate.status_humanized.lower()} with the same "
                                "settings, so dbtgate waited on it instead of queueing another (reuse_existing_run).")
             self.emit(f"Reusing run {candidate.id} already in flight: {candidate.href}")
@@ -338,14 +338,14 @@ class Gate:
 
     def _api_failed(self, failure: ApiFailure) -> GateResult:
         run = self._run
+        sent, note = False, ""
         if run is not None and not run.is_terminal and self.config.cancel_on_timeout and failure.kind == "unavailable":
-            # We can no longer watch this run; do not leave it burning money unobserved if dbt Cloud lets us stop it.
-            _, note = self._cancel(CLEANUP_BUDGET, "dbt Cloud kept failing and the gate cannot watch the run")
-        else:
-            note = ""
+            # The gate can no longer watch this run: giving up on it is a timeout in all but name, so the same
+            # setting decides whether it is cancelled rather than left burning warehouse money unobserved.
+            sent, note = self._cancel(CLEANUP_BUDGET, "dbt Cloud kept failing and the gate cannot watch the run")
         target = f" while waiting on run {run.id}" if run is not None else ""
         return self._result(Outcome.API_ERROR, f"dbt Cloud could not be used{target}", detail=str(failure),
-                            cancel_note=note)
+                            cancel_sent=sent, cancel_note=note)
 
     def _artifacts(self, run: Run) -> ArtifactReport | None:
         wants_files = self.config.get_artifacts
@@ -383,7 +383,7 @@ class Gate:
             job = Job(id=run.job_id or 0, name=run.job_name)
         return GateResult(
             outcome=outcome, exit_code=exit_code_for(outcome, self.config.failure_on_error, signum),
-            headline=headline, run=run, job=job, adopted=self._adopted, reused=self._adopted_in_flight,
+            headline=headline, run=run, job=job, adopted=self._adopted, reused=self._reused,
             attempts=tuple(self._attempts) + ((run,) if run is not None else ()), cancel_sent=cancel_sent,
             cancel_note=cancel_note, detail=detail, waited_seconds=self.clock.monotonic() - self._started,
             artifacts=artifacts, notes=tuple(self._notes),

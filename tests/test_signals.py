@@ -141,3 +141,19 @@ def test_sigterm_reaches_python_as_pid_1(emulator_factory: EmulatorFactory, tmp_
     assert emulator.log.cancels() == [run_id]
     outputs = parse_output_file(Path(env["GITHUB_OUTPUT"]).read_text("utf-8"))
     assert outputs["outcome"] == "interrupted"
+
+
+def test_a_signal_while_artifacts_download_keeps_the_run_in_the_report(emulator_factory: EmulatorFactory,
+                                                                       tmp_path: Path) -> None:
+    emulator = emulator_factory(time_scale=600, faults=[{"kind": "slow", "endpoint": "get_artifact", "delay": 20,
+                                                         "count": 0}])
+    process, env = start_step(gate_inputs(emulator, dbt_cloud_job_id="1", interval="0.2"), tmp_path / "ws")
+    deadline = time.monotonic() + 15
+    while not emulator.log.arrived("get_artifact"):
+        assert time.monotonic() < deadline and process.poll() is None, "never reached the artifact download"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    step = finish_step(process, env, tmp_path / "ws", timeout=GRACE + 5)
+    assert step.exit_code == 143
+    assert step.outputs["outcome"] == "interrupted" and step.outputs["status"] == "Success"
+    assert step.outputs["run_id"] and emulator.log.cancels() == [], "a finished run is not cancelled"

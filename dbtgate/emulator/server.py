@@ -61,11 +61,17 @@ class LoggedRequest:
 @dataclass
 class RequestLog:
     entries: list[LoggedRequest] = field(default_factory=list)
+    # Endpoints of requests as they arrive, before any answer: a slow fault's request shows here at once.
+    arrivals: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, entry: LoggedRequest) -> None:
         with self.lock:
             self.entries.append(entry)
+
+    def arrived(self, endpoint: str) -> int:
+        with self.lock:
+            return self.arrivals.count(endpoint)
 
     def all(self) -> list[LoggedRequest]:
         with self.lock:
@@ -194,6 +200,8 @@ class Handler(BaseHTTPRequestHandler):
         if path.startswith("/_emulator/") or RUN_PAGE.match(path):
             self._control(path)
             return
+        with self.server.log.lock:
+            self.server.log.arrivals.append(endpoint)
         fault = None
         if endpoint not in ("unknown", "wrong_method"):
             fault = self.server.faults.choose(RequestFacts(endpoint, run_id, job_id, world.elapsed()))
