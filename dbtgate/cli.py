@@ -19,7 +19,7 @@ from dbtgate import __version__
 from dbtgate.client import ApiFailure, DbtCloudClient, DeadlineExceeded
 from dbtgate.clock import Clock, SystemClock
 from dbtgate.config import INPUTS, SPECS, ConfigError, GateConfig, InputSpec, parse_config
-from dbtgate.gate import ExitCode, Gate, GateResult
+from dbtgate.gate import ExitCode, Gate, GateResult, Outcome, exit_code_for
 from dbtgate.github import Workflow
 from dbtgate.logs import Redactor, configure, get_logger
 from dbtgate.models import Run
@@ -40,7 +40,7 @@ BOOLEAN_INPUTS = (*(spec.name for spec in INPUTS if spec.default in ("true", "fa
 MULTI_INPUTS = ("steps_override", "artifacts")
 RUN_ONLY = ("dbt_cloud_job_id", "cause", "git_sha", "git_branch", "github_pull_request_id", "schema_override",
             "dbt_version_override", "threads_override", "target_name_override", "generate_docs_override",
-            "timeout_seconds_override", "steps_override", "wait_for_job")
+            "timeout_seconds_override", "steps_override", "wait_for_job", "reuse_existing_run")
 
 
 def flag_of(spec: InputSpec) -> str:
@@ -62,8 +62,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         return ExitCode.BAD_CONFIG
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0) and ExitCode.BAD_CONFIG
+    except SystemExit as exit_:  # --help / --version (0), or a usage error argparse already explained
+        return ExitCode.SUCCESS if not exit_.code else ExitCode.BAD_CONFIG
     handler: Any = args.handler
     return int(handler(args, env, stdout, stderr))
 
@@ -112,7 +112,6 @@ def execute(config: GateConfig, env: Mapping[str, str], workflow: Workflow, reda
 
 
 def _bare_result(interrupted: Interrupted) -> GateResult:
-    from dbtgate.gate import Outcome, exit_code_for
     return GateResult(outcome=Outcome.INTERRUPTED, exit_code=exit_code_for(Outcome.INTERRUPTED, True,
                                                                            interrupted.signum),
                       headline=f"Interrupted by {interrupted} before any run was triggered")
