@@ -194,7 +194,8 @@ def _add_input(group: Any, spec: InputSpec) -> None:
     default_note = f" (default: {spec.default})" if spec.default else ""
     help_text = (spec.description + default_note + env_note).replace("%", "%%")
     if spec.name in BOOLEAN_INPUTS:
-        group.add_argument(flag, dest=spec.name, nargs="?", const="true", metavar="BOOL", help=help_text)
+        group.add_argument(flag, dest=spec.name, nargs="?", const="true", metavar="BOOL",
+                           help=f"{help_text} Off: --no-{flag[2:]}.")
         group.add_argument("--no-" + flag[2:], dest=spec.name, action="store_const", const="false",
                            help=argparse.SUPPRESS)
     elif spec.name in MULTI_INPUTS:

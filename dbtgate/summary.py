@@ -7,6 +7,7 @@ parts with a note.
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
 
@@ -87,7 +88,7 @@ def _render(result: GateResult, project_dir: str, limits: SummaryLimits) -> str:
     for note in result.notes:
         parts += ["", f"**Note:** {md(note)}"]
     if run is not None:
-        parts += ["", "| | |", "|---|---|"]
+        parts += [""]
         rows = [
             ("Run", f"[{run.id}]({_safe_url(run.href)})" if run.href else str(run.id)),
             ("Status", md(run.status_humanized) + (f" — {md(run.status_message)}" if run.status_message else "")),
@@ -103,7 +104,8 @@ def _render(result: GateResult, project_dir: str, limits: SummaryLimits) -> str:
             rows.append(("Adopted", "yes — found after a lost trigger answer; no second run was started"))
         if result.reused:
             rows.append(("Reused", "yes — the run was already in flight with the same settings"))
-        parts += [f"| {label} | {value} |" for label, value in rows]
+        table = [f"| {label} | {value} |" for label, value in rows]
+        parts += [table[0], "|---|---|", *table[1:]]  # the first row is the header: no empty header row
         if len(result.attempts) > 1:
             parts += ["", f"### Attempts ({len(result.attempts)})", "", "| # | Run | Status | Ran |",
                       "|---|---|---|---|"]
@@ -135,8 +137,9 @@ def _render(result: GateResult, project_dir: str, limits: SummaryLimits) -> str:
         lines = failing.logs.rstrip().splitlines()
         shown = lines[-limits.log_lines:]
         cut = len(lines) - len(shown)
-        header = f"Log of the failing step: {md(failing.name)}" + (f" (last {len(shown)} of {len(lines)} lines)"
-                                                                 if cut else "")
+        # Inside an HTML tag Markdown escapes are shown literally, so this line is escaped as HTML instead.
+        header = f"Log of the failing step: {html.escape(failing.name)}" + (
+            f" (last {len(shown)} of {len(lines)} lines)" if cut else "")
         parts += ["", "<details><summary>" + header + "</summary>", "", code_block("\n".join(shown)), "",
                   "</details>"]
     parts += ["", f"<sub>dbtgate · waited {format_seconds(result.waited_seconds)}</sub>", ""]
