@@ -11,7 +11,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -142,18 +142,18 @@ class DbtCloudClient:
 
     def trigger_run(self, job_id: int, body: dict[str, Any]) -> Run:
         data = self._call("POST", f"jobs/{job_id}/run/", json_body=body, idempotent=False, what=f"job {job_id}")
-        return Run.from_api(_expect_dict(data, "run"))
+        return self._run(_expect_dict(data, "run"))
 
     def rerun(self, job_id: int) -> Run:
         data = self._call("POST", f"jobs/{job_id}/rerun/", json_body={}, idempotent=False, what=f"job {job_id}")
-        return Run.from_api(_expect_dict(data, "run"))
+        return self._run(_expect_dict(data, "run"))
 
     def get_run(self, run_id: int, include: Sequence[str] = RUN_INCLUDE, *,
                 not_found_grace_until: float | None = None) -> Run:
         params = {"include_related": json.dumps(list(include))} if include else None
         data = self._call("GET", f"runs/{run_id}/", params=params, what=f"run {run_id}",
                           not_found_grace_until=not_found_grace_until)
-        return Run.from_api(_expect_dict(data, "run"))
+        return self._run(_expect_dict(data, "run"))
 
     def list_runs(self, job_id: int, *, limit: int = 10, statuses: Sequence[int] | None = None,
                   include: Sequence[str] = ("trigger",)) -> list[Run]:
@@ -165,12 +165,12 @@ class DbtCloudClient:
         data = self._call("GET", "runs/", params=params, what=f"runs of job {job_id}")
         if not isinstance(data, list):
             raise ApiFailure(f"dbt Cloud at {self.host} answered the run list with something that is not a list.")
-        return [Run.from_api(item) for item in data if isinstance(item, dict)]
+        return [self._run(item) for item in data if isinstance(item, dict)]
 
     def cancel_run(self, run_id: int) -> Run:
         # Cancelling twice is harmless, so the cancel POST may be retried like a read.
         data = self._call("POST", f"runs/{run_id}/cancel/", json_body={}, idempotent=True, what=f"run {run_id}")
-        return Run.from_api(_expect_dict(data, "run"))
+        return self._run(_expect_dict(data, "run"))
 
     def list_artifacts(self, run_id: int) -> list[str]:
         data = self._call("GET", f"runs/{run_id}/artifacts/", what=f"artifacts of run {run_id}")
@@ -188,6 +188,14 @@ class DbtCloudClient:
             raise
         assert isinstance(response, bytes)
         return response
+
+    def _run(self, data: dict[str, Any]) -> Run:
+        """A run with a link: when dbt Cloud leaves `href` empty (it has been seen blank), build the run page's
+        address the way dbt Cloud does, so every message can link the run."""
+        run = Run.from_api(data)
+        if run.href or run.project_id is None:
+            return run
+        return replace(run, href=f"{self.base_url}/deploy/{self.account_id}/projects/{run.project_id}/runs/{run.id}/")
 
     # ---- the one HTTP path --------------------------------------------------------------------------------
     def _url(self, path: str) -> str:

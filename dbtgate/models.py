@@ -134,6 +134,7 @@ class Run:
     can_retry: bool = False
     retry_not_supported_reason: str = ""
     retrying_run_id: int | None = None
+    project_id: int | None = None
     # What the run was triggered with (git_sha, *_override, steps_override, ...), from `trigger`; empty when the
     # API did not include it.
     trigger_fields: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -171,6 +172,7 @@ class Run:
             can_retry=data.get("can_retry") is True,
             retry_not_supported_reason=_str(data.get("retry_not_supported_reason")),
             retrying_run_id=_int_or_none(data.get("retrying_run_id")),
+            project_id=_int_or_none(data.get("project_id")),
             trigger_fields=dict(trigger),
         )
 

@@ -188,3 +188,12 @@ def test_history_is_the_prior_until_nodes_finish() -> None:
     assert after is not None and (after.nodes_done, after.nodes_total, after.remaining) == (2, 10, 450)
     earlier_step = estimate(PollState(400, with_nodes, since_start=400, expected_duration=1000, total_steps=4))
     assert earlier_step is not None and earlier_step.remaining == 600, "not the last step: the job's history"
+
+
+def test_a_blank_href_is_rebuilt_from_the_project() -> None:
+    from dbtgate.client import DbtCloudClient
+    from dbtgate.clock import VirtualClock
+    client = DbtCloudClient("https://ab123.us1.dbt.com", "t", 7, clock=VirtualClock())
+    linked = client._run({"id": 5, "status": 10, "project_id": 3, "href": ""})
+    assert linked.href == "https://ab123.us1.dbt.com/deploy/7/projects/3/runs/5/"
+    assert client._run({"id": 5, "status": 10, "project_id": 3, "href": "https://x/y"}).href == "https://x/y"
