@@ -184,6 +184,11 @@ def replay_e2e(sim: SimRun) -> Measured:
     from dbtgate.emulator import Emulator
     from dbtgate.gate import Gate
 
+    import io
+
+    from dbtgate.logs import configure
+
+    configure(io.StringIO())  # the gate's progress lines are not what is measured here
     clock = VirtualClock()
     job = job_for(sim)
     with Emulator(Scenario(token="bench", jobs=(job,)), clock=clock) as emulator:

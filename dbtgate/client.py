@@ -249,10 +249,12 @@ class DbtCloudClient:
               timeout: tuple[float, float], raw: bool) -> tuple[Attempt, _Response | None, bytes]:
         self.requests_made += 1
         attempt, response, content = self._exchange(method, path, params, json_body, timeout, raw)
-        # Debug output (RUNNER_DEBUG=1 / --debug) shows every exchange; the redacting processor in logs.py
-        # removes the token even if a header or a body ever carried it.
-        log.debug("dbt Cloud request", method=method, path=path, params=params,
-                  headers=dict(self._session.headers), status=attempt.status, failure=attempt.failure)
+        # Debug output (RUNNER_DEBUG=1 / --debug) shows every exchange. The Authorization header is never put in
+        # the event — only its scheme — so even a caller that uses this client without dbtgate's redacting log
+        # configuration (structlog's default prints debug lines) cannot leak the token.
+        headers = {key: value for key, value in self._session.headers.items() if key.lower() != "authorization"}
+        log.debug("dbt Cloud request", method=method, path=path, params=params, auth="Token ***", headers=headers,
+                  status=attempt.status, failure=attempt.failure)
         return attempt, response, content
 
     def _exchange(self, method: str, path: str, params: dict[str, Any] | None, json_body: dict[str, Any] | None,

@@ -69,8 +69,27 @@ def test_debug_output_shows_requests_without_the_token(tmp_path: Path) -> None:
     observed = run_case(next(c for c in CASES if c.name == "baseline-success"), tmp_path)
     requests_logged = [line for line in observed.log.splitlines() if "dbt Cloud request" in line]
     assert requests_logged, "debug logging is on in the matrix: every exchange must be logged"
-    assert all("Authorization" in line and "***" in line for line in requests_logged)
+    assert all("auth='Token ***'" in line and "Authorization" not in line for line in requests_logged)
     assert not observed.token_leaked
+
+
+def test_the_client_never_logs_the_token_even_without_dbtgates_log_setup(capsys: object) -> None:
+    """A library user gets structlog's default configuration, which prints debug lines and redacts nothing."""
+    import structlog
+
+    from dbtgate.client import DbtCloudClient
+    from dbtgate.clock import VirtualClock
+    from dbtgate.emulator import Emulator
+    from tests.conftest import TOKEN, scenario
+
+    structlog.reset_defaults()
+    import dbtgate.logs
+    dbtgate.logs._pending = None
+    with Emulator(scenario()) as emulator:
+        DbtCloudClient(emulator.url, TOKEN, 1, clock=VirtualClock()).get_job(1)
+    printed = capsys.readouterr()  # type: ignore[attr-defined]
+    assert "dbt Cloud request" in printed.out + printed.err, "the debug line must have been printed"
+    assert TOKEN not in printed.out + printed.err
 
 
 def test_the_redactor_scrubs_nested_values_and_headers() -> None:
