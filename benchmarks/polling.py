@@ -16,6 +16,7 @@ Writes benchmarks/results/polling.md, polling.json and polling.png.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import random
@@ -183,9 +184,6 @@ def replay_e2e(sim: SimRun) -> Measured:
     from dbtgate.config import parse_config
     from dbtgate.emulator import Emulator
     from dbtgate.gate import Gate
-
-    import io
-
     from dbtgate.logs import configure
 
     configure(io.StringIO())  # the gate's progress lines are not what is measured here
