@@ -128,7 +128,6 @@ class DbtCloudClient:
         self._session = session or requests.Session()
         self._session.headers.update({"Authorization": f"Token {token}", "Accept": "application/json",
                                       "User-Agent": "dbtgate"})
-        self.requests_made = 0
         self._rate_limited_at: float | None = None
 
     def rate_limited_recently(self, window: float = 300.0) -> bool:
@@ -247,7 +246,6 @@ class DbtCloudClient:
 
     def _send(self, method: str, path: str, params: dict[str, Any] | None, json_body: dict[str, Any] | None,
               timeout: tuple[float, float], raw: bool) -> tuple[Attempt, _Response | None, bytes]:
-        self.requests_made += 1
         attempt, response, content = self._exchange(method, path, params, json_body, timeout, raw)
         # Debug output (RUNNER_DEBUG=1 / --debug) shows every exchange. The Authorization header is never put in
         # the event — only its scheme — so even a caller that uses this client without dbtgate's redacting log

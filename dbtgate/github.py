@@ -57,9 +57,6 @@ class Workflow:
     def warning(self, message: str, *, title: str | None = None, file: str | None = None) -> None:
         self._annotation("warning", message, title=title, file=file)
 
-    def notice(self, message: str, *, title: str | None = None) -> None:
-        self._annotation("notice", message, title=title)
-
     def _annotation(self, kind: str, message: str, *, title: str | None, file: str | None = None,
                     line: int | None = None) -> None:
         if self.github:

@@ -78,7 +78,7 @@ def resolve_node(name_or_id: str) -> Node:
     return _test(name_or_id, "models/schema.yml")
 
 
-def step_name(command: str, index: int) -> str:
+def step_name(command: str) -> str:
     return f"Invoke dbt with `{command}`"
 
 

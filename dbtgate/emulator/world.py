@@ -265,7 +265,7 @@ class World:
             if fails:
                 overrides.update({r.unique_id: r for r in job.failures})
             results = tuple(content.node_results(command, overrides)) if content.builds_nodes(command) else ()
-            steps.append(PlannedStep(content.step_name(command, index), command, run_seconds, results, fails))
+            steps.append(PlannedStep(content.step_name(command), command, run_seconds, results, fails))
         return tuple(steps)
 
     def _job_runs(self, job_id: int) -> list[RunRecord]:
