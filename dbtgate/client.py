@@ -124,7 +124,6 @@ class DbtCloudClient:
         self.policy = policy or RetryPolicy()
         self.rand = rand
         self.deadline: float | None = None  # monotonic; set by the gate
-        self.last_error: str = ""
         self._session = session or requests.Session()
         self._session.headers.update({"Authorization": f"Token {token}", "Accept": "application/json",
                                       "User-Agent": "dbtgate"})
@@ -170,10 +169,6 @@ class DbtCloudClient:
         # Cancelling twice is harmless, so the cancel POST may be retried like a read.
         data = self._call("POST", f"runs/{run_id}/cancel/", json_body={}, idempotent=True, what=f"run {run_id}")
         return self._run(_expect_dict(data, "run"))
-
-    def list_artifacts(self, run_id: int) -> list[str]:
-        data = self._call("GET", f"runs/{run_id}/artifacts/", what=f"artifacts of run {run_id}")
-        return [item for item in data if isinstance(item, str)] if isinstance(data, list) else []
 
     def get_artifact(self, run_id: int, path: str, step: int | None = None) -> bytes | None:
         """The raw artifact, or None when the run did not produce it (404): that is not an error."""
@@ -227,20 +222,20 @@ class DbtCloudClient:
             if (attempt.status == 404 and not_found_grace_until is not None
                     and self.clock.monotonic() < not_found_grace_until):
                 verdict = "retry"  # a brand-new run can 404 for a few seconds
-            self.last_error = self._describe(attempt, response)
+            last_error = self._describe(attempt, response)
             if verdict == "ambiguous":
-                raise AmbiguousTrigger(self.last_error)
+                raise AmbiguousTrigger(last_error)
             if verdict == "fail":
                 raise self._failure(attempt, response, what)
             if attempt_number >= self.policy.max_attempts:
-                raise ApiFailure(f"dbt Cloud at {self.host} kept failing for {what}: {self.last_error} "
+                raise ApiFailure(f"dbt Cloud at {self.host} kept failing for {what}: {last_error} "
                                  f"({attempt_number} attempts). Check https://status.getdbt.com and retry the "
                                  "workflow.", status=attempt.status, kind="unavailable")
             delay = self.policy.delay(attempt_number, attempt.retry_after, self.rand)
             remaining = self._remaining()
             if remaining is not None and delay >= remaining:
-                raise DeadlineExceeded(f"the timeout ran out while dbt Cloud was failing ({self.last_error})")
-            log.warning("dbt Cloud request failed; retrying", what=what, error=self.last_error,
+                raise DeadlineExceeded(f"the timeout ran out while dbt Cloud was failing ({last_error})")
+            log.warning("dbt Cloud request failed; retrying", what=what, error=last_error,
                         attempt=attempt_number, retry_in=round(delay, 1))
             self.clock.sleep(delay)
 

@@ -17,7 +17,7 @@ from dbtgate.clock import Clock
 from dbtgate.config import GateConfig
 from dbtgate.logs import get_logger
 from dbtgate.models import Job, Run, RunStatus
-from dbtgate.polling import AdaptivePolicy, PollState, estimate, expected_duration, poll_state
+from dbtgate.polling import AdaptivePolicy, PollState, expected_duration, poll_state
 from dbtgate.progress import ProgressReporter, format_seconds
 from dbtgate.signals import Interrupted
 
@@ -254,7 +254,7 @@ class Gate:
             self._run = run
             waited = self.clock.monotonic() - seen_at
             state = self._poll_state(run, waited, history)
-            self.progress.observe(run, waited, estimate(state), state.total_steps)
+            self.progress.observe(run, waited, state.progress, state.total_steps)
             if run.is_terminal:
                 return run
             if run.status is None and not warned_unknown:

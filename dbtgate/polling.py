@@ -14,6 +14,7 @@ import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from dbtgate.models import Run, RunStatus
 
@@ -25,12 +26,19 @@ _TAIL = 4000  # characters of the step log to look at: the newest progress line 
 
 @dataclass(frozen=True)
 class PollState:
+    """What the policy sees after a poll. `progress` is estimated once, on first use, for the policy and the
+    progress line alike (it scans the step log)."""
+
     since_trigger: float                     # seconds since the run was triggered (or first seen)
     run: Run | None                          # the run as last seen
     since_start: float | None = None         # seconds the run has been executing, when known
     expected_duration: float | None = None   # typical run_duration of this job, from its history
     rate_limited: bool = False
     total_steps: int | None = None           # steps the run will have, when known
+
+    @cached_property
+    def progress(self) -> Progress | None:
+        return estimate(self)
 
 
 def poll_state(run: Run, waited: float, history: float | None, *, total_steps: int | None = None,
@@ -131,7 +139,7 @@ class AdaptivePolicy:
         floor = min(self.min_interval, ceiling)
         if state.rate_limited:
             return ceiling
-        progress = estimate(state)
+        progress = state.progress
         remaining = progress.remaining if progress is not None else None
         if state.since_trigger < self.early_window:
             delay = max(floor, min(self.early_max, state.since_trigger / 3))

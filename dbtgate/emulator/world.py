@@ -204,23 +204,24 @@ class World:
     def artifact_paths(self, run_id: int, step: int | None) -> list[str]:
         with self._lock:
             source = self._artifact_step(run_id, step)
-            if source is None:
-                return []
-            record, planned = source
-            paths = ["manifest.json"]
-            if planned.results:
-                paths.append("run_results.json")
-                paths.extend(f"compiled/{content.PACKAGE}/{content.NODES_BY_ID[r.unique_id].original_file_path}"
-                             for r in planned.results if r.unique_id in content.NODES_BY_ID
-                             and content.NODES_BY_ID[r.unique_id].resource_type == "model")
-            if any(s.command == "dbt docs generate" for s in record.executed_steps):
-                paths.append("catalog.json")
-            return paths
+            return self._paths_of(*source) if source is not None else []
+
+    @staticmethod
+    def _paths_of(record: RunRecord, planned: PlannedStep) -> list[str]:
+        paths = ["manifest.json"]
+        if planned.results:
+            paths.append("run_results.json")
+            paths.extend(f"compiled/{content.PACKAGE}/{content.NODES_BY_ID[r.unique_id].original_file_path}"
+                         for r in planned.results if r.unique_id in content.NODES_BY_ID
+                         and content.NODES_BY_ID[r.unique_id].resource_type == "model")
+        if any(s.command == "dbt docs generate" for s in record.executed_steps):
+            paths.append("catalog.json")
+        return paths
 
     def artifact(self, run_id: int, path: str, step: int | None) -> dict[str, Any] | str | None:
         with self._lock:
             source = self._artifact_step(run_id, step)
-            if source is None or path not in self.artifact_paths(run_id, step):
+            if source is None or path not in self._paths_of(*source):
                 return None
             record, planned = source
             generated = _timestamp(record.finished) or ""
