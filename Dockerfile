@@ -4,10 +4,10 @@
 # container to write the workspace and file-command files.
 
 FROM python:3.12.8-slim-bookworm AS deps
-COPY requirements.lock /tmp/requirements.lock
+COPY requirements.txt /tmp/requirements.txt
 # Pure-Python wheels only, verified against the hashes in the lock; nothing is compiled, so no build tools.
 RUN pip install --no-cache-dir --no-compile --require-hashes --only-binary=:all: --no-deps \
-        --target /opt/dbtgate/site-packages -r /tmp/requirements.lock
+        --target /opt/dbtgate/site-packages -r /tmp/requirements.txt
 
 FROM python:3.12.8-slim-bookworm
 ARG VERSION=0.0.0-dev

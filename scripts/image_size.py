@@ -26,7 +26,7 @@ def main() -> int:
         target = Path(folder) / "site-packages"
         subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                         "--no-cache-dir", "--no-compile", "--require-hashes", "--only-binary=:all:", "--no-deps",
-                        "--target", str(target), "-r", str(ROOT / "requirements.lock")], check=True)
+                        "--target", str(target), "-r", str(ROOT / "requirements.txt")], check=True)
         packages = sorted(((entry.name, size(entry) if entry.is_dir() else entry.stat().st_size)
                            for entry in target.iterdir() if not entry.name.endswith(".dist-info")),
                           key=lambda row: row[1], reverse=True)

@@ -54,17 +54,17 @@ def test_dockerfile_rules() -> None:
     assert re.search(r'^ENTRYPOINT \["python", "[^"]+/entrypoint\.py"\]$', text, re.M), "exec form, Python is PID 1"
     assert "PYTHONUNBUFFERED=1" in text
     assert not re.search(r"^USER\b", text, re.M), "GitHub's docs: no USER in a Docker action"
-    assert "--require-hashes" in text and "requirements.lock" in text
+    assert "--require-hashes" in text and "requirements.txt" in text
     assert "org.opencontainers.image.source" in text
 
 
 def test_the_lock_pins_every_runtime_dependency_with_hashes() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]
-    lock = (ROOT / "requirements.lock").read_text("utf-8")
+    lock = (ROOT / "requirements.txt").read_text("utf-8")
     pinned = {m.group(1).lower().replace("_", "-") for m in re.finditer(r"^([A-Za-z0-9_.-]+)==", lock, re.M)}
     for requirement in project["dependencies"]:
         name = re.split(r"[<>=!~ \[]", requirement)[0].lower().replace("_", "-")
-        assert name in pinned, f"{name} is not in requirements.lock"
+        assert name in pinned, f"{name} is not in requirements.txt"
     blocks = re.split(r"\n(?=[A-Za-z])", lock.split("\n", 2)[2])
     assert all("--hash=sha256:" in block for block in blocks if "==" in block)
     assert "file://" not in lock and "/opt/" not in lock
