@@ -29,8 +29,8 @@ import yaml
 
 from dbtgate.emulator.content import DEFAULT_FAILURES, NodeResult, resolve_node
 
-ENDPOINTS = frozenset({"trigger", "rerun", "get_run", "list_runs", "cancel", "list_artifacts", "get_artifact",
-                       "get_job", "list_jobs", "*"})
+ENDPOINTS = frozenset({"trigger", "rerun", "retry", "retry_details", "get_run", "list_runs", "cancel",
+                       "list_artifacts", "get_artifact", "get_job", "list_jobs", "*"})
 FAULT_KINDS = frozenset({
     "http_error",               # a status code with an HTML, JSON or empty body (5xx bursts, 429, 401 midway)
     "malformed_json",           # 200 with a body that is not JSON
@@ -40,7 +40,44 @@ FAULT_KINDS = frozenset({
     "lose_trigger_response",    # the run is created, then the connection closes without a response
     "delay_trigger_response",   # the run is created, the response comes after `delay` real seconds
     "unknown_status",           # get_run reports status `code` (an unknown status code)
+    "trickle",                  # headers at once, then the body one byte every `delay` real seconds
+    "huge_body",                # the body is `size` bytes: the real envelope padded with a giant string, or junk
+    "gzip_bomb",                # Content-Encoding: gzip, a small body that inflates to `size` bytes
+    "hostile_text",             # text fields carry `payload` (workflow commands, markdown, the echoed token)
+    "foreign_rerun",            # a rerun/retry answers with a run that is not the retry it asked for
+    "foreign_run",              # get_run answers with another run's id or another job's run
+    "envelope_false",           # a 200 whose envelope says is_success: false
+    "ignore_filters",           # list_runs ignores status / job filters
+    "trigger_null_data",        # the run is created, the answer carries data: null (or a string id)
 })
+# Kinds that only make sense for some endpoints; the rest apply wherever `endpoint` says.
+KIND_ENDPOINTS: dict[str, frozenset[str]] = {
+    "not_found_new_run": frozenset({"get_run"}),
+    "unknown_status": frozenset({"get_run"}),
+    "foreign_run": frozenset({"get_run"}),
+    "lose_trigger_response": frozenset({"trigger", "rerun", "retry"}),
+    "delay_trigger_response": frozenset({"trigger", "rerun", "retry"}),
+    "trigger_null_data": frozenset({"trigger", "rerun", "retry"}),
+    "foreign_rerun": frozenset({"rerun", "retry"}),
+    "ignore_filters": frozenset({"list_runs"}),
+}
+# `mode` picks a variant of a kind; the first one listed is the default.
+KIND_MODES: dict[str, tuple[str, ...]] = {
+    "huge_body": ("json", "junk"),
+    "foreign_rerun": ("not_a_retry", "wrong_retry", "other_id", "other_job"),
+    "foreign_run": ("other_id", "other_job"),
+    "ignore_filters": ("both", "status", "job"),
+    "trigger_null_data": ("null", "string_id"),
+}
+# What hostile_text can reach: run, step, job, trigger and error text, step logs and run_results.json messages.
+HOSTILE_FIELDS = frozenset({"job_name", "step_name", "status_humanized", "status_message", "href", "trigger_cause",
+                            "retry_reason", "user_message", "developer_message", "step_logs", "node_message",
+                            "git_branch"})
+# GitHub workflow commands old and new, a markdown heading, a link, a tab and `{token}`: the token the request
+# carried, echoed back (a client that prints it unmasked leaks it).
+HOSTILE_PAYLOAD = ("\n::error::injected\n::add-mask::x\n::stop-commands::abc\n##[error]legacy\n# fake"
+                   "\n[details](https://evil.example/phish)\ttab\t{token}")
+DEFAULT_SIZES = {"huge_body": 64 * 1024 * 1024, "gzip_bomb": 1024 * 1024 * 1024}
 OUTCOMES = frozenset({"success", "error", "cancelled"})
 
 
@@ -89,10 +126,14 @@ class FaultSpec:
     count: int = 1                     # how many requests it hits; 0 = every matching request
     after: int = 0                     # matching requests let through before it starts
     window: tuple[float, float] | None = None  # emulated seconds since start, [from, to)
-    delay: float = 0.0                 # real seconds, for slow / delay_trigger_response
+    delay: float = 0.0                 # real seconds, for slow / delay_trigger_response; per byte for trickle
     polls: int = 2                     # for not_found_new_run
     code: int = 99                     # for unknown_status
     job_id: int | None = None          # only requests about this job (trigger/rerun/get_job)
+    size: int = 0                      # bytes, for huge_body / gzip_bomb
+    mode: str = ""                     # the variant of a kind (KIND_MODES)
+    fields: tuple[str, ...] = ()       # for hostile_text; empty = all of HOSTILE_FIELDS
+    payload: str = HOSTILE_PAYLOAD     # for hostile_text; `{token}` becomes the token the request carried
 
 
 @dataclass(frozen=True)
@@ -213,23 +254,39 @@ def _parse_fault(item: Any, index: int) -> FaultSpec:
     where = f"faults[{index}]"
     if not isinstance(item, dict) or item.get("kind") not in FAULT_KINDS:
         raise ScenarioError(f"{where}.kind must be one of {sorted(FAULT_KINDS)}")
+    kind = str(item["kind"])
     unknown = set(item) - set(FaultSpec.__dataclass_fields__)
     if unknown:
         raise ScenarioError(f"{where}: unknown key(s) {sorted(unknown)}")
     endpoint = str(item.get("endpoint", "*"))
     if endpoint not in ENDPOINTS:
         raise ScenarioError(f"{where}.endpoint must be one of {sorted(ENDPOINTS)}")
+    if kind in KIND_ENDPOINTS and endpoint not in KIND_ENDPOINTS[kind] | {"*"}:
+        raise ScenarioError(f"{where}: {kind} applies only to {sorted(KIND_ENDPOINTS[kind])}")
     window = item.get("window")
     if window is not None and (not isinstance(window, list) or len(window) != 2):
         raise ScenarioError(f"{where}.window must be [from_seconds, to_seconds]")
+    modes = KIND_MODES.get(kind, ("",))
+    mode = str(item.get("mode", modes[0]))
+    if mode not in modes:
+        raise ScenarioError(f"{where}.mode of {kind} must be one of {list(modes)}" if modes != ("",) else
+                            f"{where}: {kind} has no mode")
+    fields = item.get("fields", [])
+    if not isinstance(fields, list) or not set(map(str, fields)) <= HOSTILE_FIELDS:
+        raise ScenarioError(f"{where}.fields must be a list of {sorted(HOSTILE_FIELDS)}")
+    size = int(item.get("size", DEFAULT_SIZES.get(kind, 0)))
+    if size < 0:
+        raise ScenarioError(f"{where}.size must be zero or more bytes")
+    # A trickle without a delay would be no fault at all: one byte a second unless told otherwise.
+    delay = float(item.get("delay", 1.0 if kind == "trickle" else 0.0))
     retry_after = item.get("retry_after")
     return FaultSpec(
-        kind=str(item["kind"]), endpoint=endpoint, status=int(item.get("status", 503)),
+        kind=kind, endpoint=endpoint, status=int(item.get("status", 503)),
         body=str(item.get("body", "html")), retry_after=None if retry_after is None else str(retry_after),
         count=int(item.get("count", 1)), after=int(item.get("after", 0)),
-        window=(float(window[0]), float(window[1])) if window else None, delay=float(item.get("delay", 0.0)),
+        window=(float(window[0]), float(window[1])) if window else None, delay=delay,
         polls=int(item.get("polls", 2)), code=int(item.get("code", 99)),
         job_id=int(item["job_id"]) if item.get("job_id") is not None else None,
+        size=size, mode=mode, fields=tuple(str(name) for name in fields),
+        payload=str(item.get("payload", HOSTILE_PAYLOAD)),
     )
-
-
