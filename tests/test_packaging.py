@@ -182,23 +182,61 @@ def test_the_sdist_installs_and_its_own_tests_pass(tmp_path: Path) -> None:
     assert re.search(r"\b\d+ passed\b", result) and " failed" not in result, result
 
 
+WORKFLOWS = {path.name: path for path in sorted((ROOT / ".github" / "workflows").glob("*.yml"))}
+
+
 def test_workflows_pin_actions_by_sha_with_minimal_permissions() -> None:
-    for path in sorted((ROOT / ".github" / "workflows").glob("*.yml")):
-        workflow = yaml.safe_load(path.read_text("utf-8"))
-        assert workflow.get("permissions") == {"contents": "read"}, f"{path.name}: read-only by default"
-        for job in workflow["jobs"].values():
+    for name, path in WORKFLOWS.items():
+        text = path.read_text("utf-8")
+        workflow = yaml.safe_load(text)
+        assert workflow.get("permissions") in ({}, {"contents": "read"}), f"{name}: read-only or nothing by default"
+        for job_name, job in workflow["jobs"].items():
+            if workflow["permissions"] == {}:
+                assert "permissions" in job, f"{name}: {job_name} must say which permissions it uses"
+            if job_name != "pypi":
+                assert "id-token" not in job.get("permissions", {}), f"{name}: {job_name} needs no OIDC token"
             for step in job.get("steps", []):
                 uses = step.get("uses")
                 if uses and not uses.startswith("./"):
-                    assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", uses), f"{path.name}: {uses} not pinned"
-    assert (ROOT / ".github" / "dependabot.yml").is_file()
+                    assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", uses), f"{name}: {uses} not pinned"
+                    assert re.search(re.escape(uses) + r"  # v\d+\.\d+\.\d+\n", text), f"{name}: {uses}: # vX.Y.Z"
+                if uses and uses.startswith("actions/checkout@"):
+                    assert step.get("with", {}).get("persist-credentials") is False, f"{name}: {job_name} checkout"
+    dependabot = yaml.safe_load((ROOT / ".github" / "dependabot.yml").read_text("utf-8"))
+    assert {update["package-ecosystem"] for update in dependabot["updates"]} >= {"pip", "docker", "github-actions"}
 
 
-def test_release_workflow_builds_both_architectures_and_moves_tags() -> None:
-    text = (ROOT / ".github" / "workflows" / "release.yml").read_text("utf-8")
+def test_the_release_is_gated_publishes_everywhere_and_never_moves_the_exact_tag() -> None:
+    text = WORKFLOWS["release.yml"].read_text("utf-8")
+    release = yaml.safe_load(text)
+    jobs = release["jobs"]
+    assert release["permissions"] == {}
+    assert any("./dev test" in step.get("run", "") for step in jobs["test"]["steps"])
+    for name, job in jobs.items():
+        if name != "test":
+            needs = [job["needs"]] if isinstance(job["needs"], str) else job["needs"]
+            assert needs, name
+    assert "test" in jobs["image"]["needs"] and "test" in jobs["dist"]["needs"]
+    assert set(jobs["release"]["needs"]) >= {"image", "pypi"} and "image" in jobs["pypi"]["needs"]
+    # Images for both architectures, each run once (arm64 under QEMU), pulled without credentials.
     assert "linux/amd64,linux/arm64" in text and "provenance:" in text and "sbom: true" in text
+    image_steps = jobs["image"]["steps"]
+    assert any(step.get("uses", "").startswith("docker/setup-qemu-action@") for step in image_steps)
+    check = next(step["run"] for step in image_steps if "docker logout" in step.get("run", ""))
+    assert check.index("docker logout") < check.index("docker pull") < check.index("docker run")
+    assert "linux/arm64" in check and "--version" in check
+    # PyPI by trusted publishing: the only job with id-token, in the pypi environment, no stored password.
+    pypi = jobs["pypi"]
+    assert pypi["permissions"] == {"id-token": "write"} and pypi["environment"]["name"] == "pypi"
+    publish = next(step for step in pypi["steps"] if step.get("uses", "").startswith("pypa/gh-action-pypi-publish@"))
+    assert "password" not in publish.get("with", {})
+    # The maintainer's vX.Y.Z names the image it is released with; only vX.Y and vX are ever moved.
+    assert any("image: ${image}" in step.get("run", "") for step in jobs["test"]["steps"])
+    pushes = [line.strip() for line in text.splitlines() if "git push" in line or "git tag" in line]
+    assert pushes == ['git tag --force "${floating}"', 'git push --force "${remote}" "${refs[@]}"'], pushes
+    assert 'for floating in "${VERSION%.*}" "${VERSION%%.*}"; do' in text
+    assert "gh release create \"${VERSION}\" --verify-tag" in text and "CHANGELOG.md" in text
     assert "image: docker://" not in (ROOT / "action.yml").read_text("utf-8"), "main builds from the Dockerfile"
-    assert 'sed -i "s|^  image: Dockerfile$|' in text
 
 
 def test_project_files_exist() -> None:
