@@ -5,10 +5,14 @@ A missing artifact (a `dbt parse` job, a run that failed before dbt ran) is a wa
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 from dbtgate.client import ApiFailure, DbtCloudClient, DeadlineExceeded
 
@@ -29,7 +33,7 @@ class NodeIssue:
 
 @dataclass(frozen=True)
 class ArtifactReport:
-    directory: Path | None
+    directory: PurePosixPath | None   # relative to the workspace when inside it (what a later step can use)
     saved: tuple[str, ...] = ()
     missing: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
@@ -69,16 +73,58 @@ def node_issues(run_results: Any, manifest: Any) -> tuple[list[NodeIssue], list[
     return failed, warned
 
 
+# run_results.json and manifest.json are read (for the failed nodes and their files) only up to this size; a larger
+# file is still saved, but reading it whole would cost several times its size in memory.
+PARSE_LIMIT = 64 * 1024 * 1024
+
+
 def _safe_relative(path: str) -> PurePosixPath | None:
     candidate = PurePosixPath(path)
-    if candidate.is_absolute() or ".." in candidate.parts or not candidate.parts:
+    if candidate.is_absolute() or ".." in candidate.parts or not candidate.parts or "\x00" in path:
         return None
     return candidate
 
 
-def collect_artifacts(client: DbtCloudClient, run_id: int, *, directory: Path | None, fetch_catalog: bool,
-                      extra: tuple[str, ...]) -> ArtifactReport:
-    """Fetch run_results.json and manifest.json (and more), save them under `directory` when given."""
+def open_inside(root: Path, relative: PurePosixPath) -> BinaryIO:
+    """Open `root/relative` for writing (truncated), creating folders, without following any symlink below `root`.
+
+    Each folder is opened relative to its parent with O_NOFOLLOW, so a `target` that is a symlink (or a folder
+    swapped for one) fails instead of sending the write elsewhere; no path that dbt Cloud chose leaves `root`.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    folder = os.open(root, flags)
+    try:
+        for part in relative.parts[:-1]:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, 0o755, dir_fd=folder)
+            inner = os.open(part, flags, dir_fd=folder)
+            os.close(folder)
+            folder = inner
+        handle = os.open(relative.parts[-1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0),
+                         0o644, dir_fd=folder)
+    finally:
+        os.close(folder)
+    return os.fdopen(handle, "wb")
+
+
+def artifact_root(directory: Path, workspace: Path) -> tuple[Path, PurePosixPath]:
+    """(a folder trusted as it is, the path below it that dbtgate creates without following symlinks).
+
+    Inside the workspace, the workspace is the trusted root (so a symlinked `target/` in the checkout is refused);
+    a folder the CLI user named elsewhere is trusted itself.
+    """
+    base = workspace.absolute()
+    absolute = directory if directory.is_absolute() else base / directory
+    if absolute.is_relative_to(base):
+        return base, PurePosixPath(absolute.relative_to(base).as_posix())
+    absolute.mkdir(parents=True, exist_ok=True)
+    return absolute, PurePosixPath(".")
+
+
+def collect_artifacts(client: DbtCloudClient, run_id: int, *, workspace: Path, directory: Path | None,
+                      fetch_catalog: bool, extra: tuple[str, ...], max_bytes: int, deadline: float) -> ArtifactReport:
+    """Stream run_results.json and manifest.json (and more) into `directory` (to a scratch folder when it is None:
+    the report still needs the failed nodes), then read only what the report needs."""
     wanted = ["run_results.json", "manifest.json"]
     if fetch_catalog:
         wanted.append("catalog.json")
@@ -86,33 +132,53 @@ def collect_artifacts(client: DbtCloudClient, run_id: int, *, directory: Path | 
     saved: list[str] = []
     missing: list[str] = []
     problems: list[str] = []
-    parsed: dict[str, Any] = {}
-    for path in wanted:
-        relative = _safe_relative(path)
-        if relative is None:
-            problems.append(f"{path}: not a relative artifact path; skipped")
-            continue
-        try:
-            content = client.get_artifact(run_id, path)
-        except (ApiFailure, DeadlineExceeded) as error:
-            problems.append(f"{path}: could not be downloaded ({error})")
-            continue
-        if content is None:
-            missing.append(path)
-            continue
-        if path.endswith(".json") and path in ("run_results.json", "manifest.json"):
+    with tempfile.TemporaryDirectory(prefix="dbtgate-artifacts-") as scratch:
+        root, base = (artifact_root(directory, workspace) if directory is not None
+                      else (Path(scratch), PurePosixPath(".")))
+        files: dict[str, Path] = {}
+        for path in wanted:
+            relative = _safe_relative(path)
+            if relative is None:
+                problems.append(f"{path}: not a relative artifact path; skipped")
+                continue
+            where = base / relative
             try:
-                parsed[path] = json.loads(content)
-            except ValueError:
-                problems.append(f"{path}: not valid JSON")
-        if directory is not None:
-            target = directory.joinpath(*relative.parts)
-            try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(content)
-                saved.append(path)
+                size = client.download_artifact(run_id, path, functools.partial(open_inside, root, where),
+                                                deadline=deadline, max_bytes=max_bytes)
+            except (ApiFailure, DeadlineExceeded) as error:
+                problems.append(f"{path}: could not be downloaded ({error})")
+                continue
             except OSError as error:
-                problems.append(f"{path}: could not be written to {target} ({error.strerror})")
-    failed, warned = node_issues(parsed.get("run_results.json"), parsed.get("manifest.json"))
-    return ArtifactReport(directory=directory, saved=tuple(saved), missing=tuple(missing),
+                problems.append(f"{path}: could not be written to {where} ({error.strerror or error})")
+                continue
+            if size is None:
+                missing.append(path)
+                continue
+            files[path] = root / where
+            if directory is not None:
+                saved.append(path)
+        run_results = _read_json(files.get("run_results.json"), "run_results.json", problems)
+        failed, warned = node_issues(run_results, None)
+        if failed or warned:
+            # The manifest only adds file paths for annotations: read it only when a node needs one.
+            failed, warned = node_issues(run_results, _read_json(files.get("manifest.json"), "manifest.json",
+                                                                 problems))
+    shown = None if directory is None else (PurePosixPath(base) if root == workspace.absolute() else
+                                            PurePosixPath(root.as_posix()))
+    return ArtifactReport(directory=shown, saved=tuple(saved), missing=tuple(missing),
                           problems=tuple(problems), failed=tuple(failed), warned=tuple(warned))
+
+
+def _read_json(path: Path | None, name: str, problems: list[str]) -> Any:
+    if path is None:
+        return None
+    try:
+        if path.stat().st_size > PARSE_LIMIT:
+            problems.append(f"{name}: larger than {PARSE_LIMIT // (1024 * 1024)} MB; saved but not read for the "
+                            "summary")
+            return None
+        with path.open("rb") as handle:
+            return json.load(handle)
+    except (OSError, ValueError, RecursionError):
+        problems.append(f"{name}: not valid JSON")
+        return None

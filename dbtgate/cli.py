@@ -13,14 +13,14 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from dbtgate import __version__
 from dbtgate.client import ApiFailure, DbtCloudClient, DeadlineExceeded
 from dbtgate.clock import Clock, SystemClock
 from dbtgate.config import INPUTS, SPECS, ConfigError, GateConfig, InputSpec, parse_config
 from dbtgate.gate import ExitCode, Gate, GateResult, Outcome, exit_code_for
-from dbtgate.github import Workflow
+from dbtgate.github import GuardedStream, Workflow
 from dbtgate.logs import Redactor, configure, get_logger
 from dbtgate.models import Run
 from dbtgate.progress import describe
@@ -52,10 +52,10 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
          stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     env = dict(os.environ if env is None else env)
+    if not argv and env.get("GITHUB_ACTIONS") == "true":
+        return run_action(env, stdout or sys.stdout)
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
-    if not argv and env.get("GITHUB_ACTIONS") == "true":
-        return run_action(env, stdout)
     parser = build_parser()
     if not argv:
         parser.print_help(stderr)
@@ -68,13 +68,24 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     return int(handler(args, env, stdout, stderr))
 
 
+def open_channel(commands: TextIO, logs: TextIO, token: str, *, github: bool, fmt: str = "console",
+                 debug: bool = False) -> tuple[Workflow, Redactor, TextIO]:
+    """The one way out of the process: a `Workflow` for dbtgate's own workflow commands (the token masked before
+    anything else is printed), and a guarded stream for everything else, which structlog writes to. Every text is
+    redacted of the token on both."""
+    redactor = Redactor([token])
+    workflow = Workflow(commands, github=github, redactor=redactor)
+    if token and github:
+        workflow.add_mask(token)
+    guarded = cast(TextIO, GuardedStream(logs, redactor))
+    configure(guarded, fmt=fmt, debug=debug, redactor=redactor)
+    return workflow, redactor, guarded
+
+
 def run_action(env: Mapping[str, str], stdout: TextIO) -> int:
     """The Docker action: inputs from INPUT_*, logs and workflow commands on stdout."""
-    workflow = Workflow(stdout, github=True)
     token = env.get("INPUT_DBT_CLOUD_TOKEN", "").strip()
-    if token:
-        workflow.add_mask(token)  # before anything else is printed
-    redactor = configure(stdout, debug=env.get("RUNNER_DEBUG") == "1", redactor=Redactor([token]))
+    workflow, redactor, _ = open_channel(stdout, stdout, token, github=True, debug=env.get("RUNNER_DEBUG") == "1")
     raw = {spec.name: env.get(f"INPUT_{spec.name.upper()}", "") for spec in INPUTS}
     labels = {spec.name: f"input `{spec.name}`" for spec in INPUTS}
     try:
@@ -96,18 +107,22 @@ def execute(config: GateConfig, env: Mapping[str, str], workflow: Workflow, reda
     for warning in config.warnings:
         workflow.warning(warning, title="dbtgate input")
     clock = clock or SystemClock()
+    gate: Gate | None = None
     try:
         client = DbtCloudClient(config.base_url, config.token, config.account_id, api_timeout=config.api_timeout,
                                 clock=clock)
-        result = Gate(config, client, clock, emit=lambda line: log.info(line)).run()
-    except Interrupted as interrupted:  # a signal before the gate took charge: nothing to cancel
-        result = _bare_result(interrupted)
-    guard.cleaning_up = True  # from here on, a further signal must not cut the report short
+        gate = Gate(config, client, clock, emit=lambda line: log.info(line))
+        result = gate.run()
+    except Interrupted as interrupted:
+        # Before the gate took charge there is nothing to cancel; after it returned, it already did what it could.
+        result = gate.salvage(interrupted) if gate is not None else _bare_result(interrupted)
+    guard.reporting = True  # from here on, a further signal must not cut the report short
     publish(result, config, workflow=workflow, env=env, summary_file=summary_file, output_file=output_file)
     log.info(result.headline, outcome=result.outcome.value, exit_code=result.exit_code)
     if json_out is not None:
         payload = {"outputs": outputs_for(result, config), "run": run_json(result.run) if result.run else None}
-        json_out.write(redactor.scrub(json.dumps(payload, indent=2)) + "\n")
+        json_out.write(json.dumps(payload, indent=2) + "\n")
+        json_out.flush()
     return result.exit_code
 
 
@@ -224,19 +239,18 @@ def _raw_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[di
 
 
 def _cli_setup(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stderr: TextIO
-               ) -> tuple[Workflow, Redactor]:
+               ) -> tuple[Workflow, Redactor, TextIO, TextIO]:
+    """The workflow-command writer and the guarded streams that everything else is printed to (see github.py)."""
     in_actions = env.get("GITHUB_ACTIONS") == "true"
-    workflow = Workflow(stdout if in_actions else stderr, github=in_actions)
     token = (getattr(args, "dbt_cloud_token", None) or env.get("DBT_CLOUD_API_TOKEN") or "").strip()
-    if token and in_actions:
-        workflow.add_mask(token)
-    redactor = configure(stderr, fmt=getattr(args, "log_format", "console"), debug=getattr(args, "debug", False),
-                         redactor=Redactor([token]))
-    return workflow, redactor
+    workflow, redactor, safe_err = open_channel(stdout if in_actions else stderr, stderr, token, github=in_actions,
+                                                fmt=getattr(args, "log_format", "console"),
+                                                debug=getattr(args, "debug", False))
+    return workflow, redactor, cast(TextIO, GuardedStream(stdout, redactor)), safe_err
 
 
 def cmd_gate(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stderr: TextIO) -> int:
-    workflow, redactor = _cli_setup(args, env, stdout, stderr)
+    workflow, redactor, stdout, stderr = _cli_setup(args, env, stdout, stderr)
     raw, labels = _raw_from_args(args, env)
     if getattr(args, "run_id", None) is None:
         raw["run_id"] = ""
@@ -262,30 +276,34 @@ def _client_for(args: argparse.Namespace, env: Mapping[str, str], workflow: Work
 
 
 def _one_run(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stderr: TextIO,
-             call: Callable[[DbtCloudClient, int], Run]) -> int:
+             call: Callable[[DbtCloudClient, int, float], Run]) -> int:
     """`status` and `cancel`: one call about one run, a line for people, JSON for scripts."""
-    workflow, _ = _cli_setup(args, env, stdout, stderr)
+    workflow, _, stdout, stderr = _cli_setup(args, env, stdout, stderr)
     client = _client_for(args, env, workflow)
     if client is None:
         return ExitCode.BAD_CONFIG
     try:
-        run = call(client, args.run_id)
+        run = call(client, args.run_id, client.clock.monotonic() + client.api_timeout * 3)
     except (ApiFailure, DeadlineExceeded) as error:
         workflow.error(str(error), title="dbt Cloud API failed")
         return ExitCode.API_FAILED
-    message = f" — {run.status_message}" if run.status_message else ""
-    stderr.write(f"Run {run.id}: {describe(run)}{message}\n{run.href}\n")
+    message = f" — {' '.join(run.status_message.split())}" if run.status_message else ""
+    stderr.write(f"Run {run.id}: {' '.join(describe(run).split())}{message}\n{run.href}\n")
+    stderr.flush()
     if args.json:
         stdout.write(json.dumps(run_json(run), indent=2) + "\n")
+        stdout.flush()
     return ExitCode.SUCCESS
 
 
 def cmd_status(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stderr: TextIO) -> int:
-    return _one_run(args, env, stdout, stderr, lambda client, run_id: client.get_run(run_id))
+    return _one_run(args, env, stdout, stderr,
+                    lambda client, run_id, deadline: client.get_run(run_id, deadline=deadline))
 
 
 def cmd_cancel(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stderr: TextIO) -> int:
-    return _one_run(args, env, stdout, stderr, lambda client, run_id: client.cancel_run(run_id))
+    return _one_run(args, env, stdout, stderr,
+                    lambda client, run_id, deadline: client.cancel_run(run_id, deadline=deadline))
 
 
 def cmd_emulator(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stderr: TextIO) -> int:

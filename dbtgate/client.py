@@ -6,13 +6,16 @@ The retry decisions are pure functions (`classify`, `RetryPolicy.delay`) so they
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json
 import random
+import re
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 import requests
@@ -25,6 +28,11 @@ log = get_logger("dbtgate.client")
 
 RUN_INCLUDE = ("run_steps", "job", "trigger")
 CONNECT_TIMEOUT = 10.0
+# An API answer is JSON of a few KB to a few MB (a run with its steps' logs, each cut to 1,000 lines by dbt Cloud).
+# Past this, the server is broken or hostile: reading on would only cost memory.
+API_BODY_LIMIT = 16 * 1024 * 1024
+ERROR_BODY_LIMIT = 64 * 1024
+CHUNK = 64 * 1024
 
 
 class ApiFailure(Exception):
@@ -49,8 +57,10 @@ class Attempt:
     """What one HTTP attempt came to, reduced to what the retry policy needs."""
 
     status: int | None = None       # HTTP status, None when no response arrived
-    failure: str | None = None      # connect | read_timeout | connection_lost | bad_body | tls
+    failure: str | None = None      # connect | read_timeout | connection_lost | bad_body | too_large | tls
     retry_after: float | None = None
+    detail: str = ""                # what was wrong with a bad body, or how large a too-large one was
+    size: int = 0                   # bytes of body read
 
 
 def classify(attempt: Attempt, *, idempotent: bool) -> str:
@@ -59,7 +69,7 @@ def classify(attempt: Attempt, *, idempotent: bool) -> str:
     A POST is retried only when it certainly did not reach dbt Cloud (no connection, or 429 which rejects it
     before work). Anything else that went wrong after sending it is ambiguous: the run may have been created.
     """
-    if attempt.failure == "tls":
+    if attempt.failure in ("tls", "too_large"):
         return "fail"
     if attempt.failure == "connect" or attempt.status == 429:
         return "retry"
@@ -112,10 +122,42 @@ class _Response:
     headers: dict[str, str]
 
 
+class _Transfer:
+    """One HTTP exchange run on a worker thread, so the caller can stop waiting at its deadline.
+
+    `requests` applies its read timeout to each socket read, so a server that sends a byte every few seconds keeps a
+    request alive forever. The caller therefore waits on this transfer for at most its own budget and then abandons
+    it: the response is closed (which ends the worker's read), and the worker can touch nothing the caller still
+    uses. The body is read in chunks and counted, so no answer can take more than `limit` bytes of memory (or disk).
+    """
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.abandoned = False
+        self.reply: requests.Response | None = None
+        self.attempt = Attempt(failure="read_timeout")
+        self.content = b""
+        self.headers: dict[str, str] = {}
+
+    def abandon(self) -> None:
+        self.abandoned = True
+        reply = self.reply
+        if reply is not None:
+            with contextlib.suppress(Exception):
+                reply.close()
+
+
+Sink = Callable[[], BinaryIO]
+
+
 class DbtCloudClient:
+    """Every call takes its own `deadline` (a value of `clock.monotonic()`): no request, retry or body read of that
+    call outlasts it. Budgets belong to the call, so the gate's overall timeout and a short cleanup budget for a
+    cancel never interfere through shared state."""
+
     def __init__(self, base_url: str, token: str, account_id: int, *, api_timeout: float = 30.0,
                  clock: Clock, policy: RetryPolicy | None = None, session: requests.Session | None = None,
-                 rand: Callable[[], float] = random.random) -> None:
+                 rand: Callable[[], float] = random.random, max_body: int = API_BODY_LIMIT) -> None:
         self.base_url = base_url.rstrip("/")
         self.host = urlsplit(self.base_url).netloc
         self.account_id = account_id
@@ -123,7 +165,7 @@ class DbtCloudClient:
         self.clock = clock
         self.policy = policy or RetryPolicy()
         self.rand = rand
-        self.deadline: float | None = None  # monotonic; set by the gate
+        self.max_body = max_body
         self._session = session or requests.Session()
         self._session.headers.update({"Authorization": f"Token {token}", "Accept": "application/json",
                                       "User-Agent": "dbtgate"})
@@ -134,91 +176,110 @@ class DbtCloudClient:
         return self._rate_limited_at is not None and self.clock.monotonic() - self._rate_limited_at < window
 
     # ---- endpoints ----------------------------------------------------------------------------------------
-    def get_job(self, job_id: int) -> Job:
-        data = self._call("GET", f"jobs/{job_id}/", what=f"job {job_id}")
-        return Job.from_api(_expect_dict(data, "job"))
+    def get_job(self, job_id: int, *, deadline: float) -> Job:
+        data = self._call("GET", f"jobs/{job_id}/", what=f"job {job_id}", deadline=deadline,
+                          validate=_object_with_id(job_id, "job"))
+        return Job.from_api(data)
 
-    def trigger_run(self, job_id: int, body: dict[str, Any]) -> Run:
-        data = self._call("POST", f"jobs/{job_id}/run/", json_body=body, idempotent=False, what=f"job {job_id}")
-        return self._run(_expect_dict(data, "run"))
+    def trigger_run(self, job_id: int, body: dict[str, Any], *, deadline: float) -> Run:
+        """POST the trigger once. Any answer that does not identify a run of this job is `AmbiguousTrigger`: the run
+        may exist, and only the caller's marker can find it."""
+        data = self._call("POST", f"jobs/{job_id}/run/", json_body=body, idempotent=False, what=f"job {job_id}",
+                          deadline=deadline, validate=_new_run_of(job_id))
+        return self._run(data)
 
-    def rerun(self, job_id: int) -> Run:
-        data = self._call("POST", f"jobs/{job_id}/rerun/", json_body={}, idempotent=False, what=f"job {job_id}")
-        return self._run(_expect_dict(data, "run"))
+    def retry_run(self, run_id: int, *, deadline: float) -> Run:
+        """POST runs/{id}/retry/: retry *that* run from its point of failure (not the job's latest run)."""
+        data = self._call("POST", f"runs/{run_id}/retry/", json_body={}, idempotent=False, what=f"run {run_id}",
+                          deadline=deadline, validate=_new_run_of(None))
+        return self._run(data)
 
-    def get_run(self, run_id: int, include: Sequence[str] = RUN_INCLUDE, *,
+    def get_run(self, run_id: int, include: Sequence[str] = RUN_INCLUDE, *, deadline: float,
                 not_found_grace_until: float | None = None) -> Run:
         params = {"include_related": json.dumps(list(include))} if include else None
-        data = self._call("GET", f"runs/{run_id}/", params=params, what=f"run {run_id}",
-                          not_found_grace_until=not_found_grace_until)
-        return self._run(_expect_dict(data, "run"))
+        data = self._call("GET", f"runs/{run_id}/", params=params, what=f"run {run_id}", deadline=deadline,
+                          not_found_grace_until=not_found_grace_until, validate=_object_with_id(run_id, "run"))
+        return self._run(data)
 
-    def list_runs(self, job_id: int, *, limit: int = 10, statuses: Sequence[int] | None = None,
+    def list_runs(self, job_id: int, *, deadline: float, limit: int = 10, statuses: Sequence[int] | None = None,
                   include: Sequence[str] = ("trigger",)) -> list[Run]:
+        """The job's newest runs. Runs of other jobs, or in other statuses than asked, are dropped: a list that
+        ignores its filters must not hand the gate a run it did not ask for."""
         params: dict[str, Any] = {"job_definition_id": job_id, "order_by": "-created_at", "limit": limit}
         if statuses:
             params["status__in"] = json.dumps(list(statuses))
         if include:
             params["include_related"] = json.dumps(list(include))
-        data = self._call("GET", "runs/", params=params, what=f"runs of job {job_id}")
-        if not isinstance(data, list):
-            raise ApiFailure(f"dbt Cloud at {self.host} answered the run list with something that is not a list.")
-        return [self._run(item) for item in data if isinstance(item, dict)]
+        data = self._call("GET", "runs/", params=params, what=f"runs of job {job_id}", deadline=deadline,
+                          validate=lambda d: None if isinstance(d, list) else "the run list is not a list")
+        runs = []
+        for item in data:
+            try:
+                run = self._run(item) if isinstance(item, dict) else None
+            except ValueError:
+                run = None
+            if run is not None and run.job_id == job_id and (not statuses or run.status_code in statuses):
+                runs.append(run)
+        return runs
 
-    def cancel_run(self, run_id: int) -> Run:
+    def cancel_run(self, run_id: int, *, deadline: float) -> Run:
         # Cancelling twice is harmless, so the cancel POST may be retried like a read.
-        data = self._call("POST", f"runs/{run_id}/cancel/", json_body={}, idempotent=True, what=f"run {run_id}")
-        return self._run(_expect_dict(data, "run"))
+        data = self._call("POST", f"runs/{run_id}/cancel/", json_body={}, idempotent=True, what=f"run {run_id}",
+                          deadline=deadline, validate=_object_with_id(run_id, "run"))
+        return self._run(data)
 
-    def get_artifact(self, run_id: int, path: str, step: int | None = None) -> bytes | None:
-        """The raw artifact, or None when the run did not produce it (404): that is not an error."""
+    def download_artifact(self, run_id: int, path: str, sink: Sink, *, deadline: float, max_bytes: int,
+                          step: int | None = None) -> int | None:
+        """Stream an artifact into the file `sink()` opens (called again on a retry, so it must truncate); its
+        size, or None when the run did not produce it (404: not an error). More than `max_bytes` is an error."""
         params = {"step": step} if step is not None else None
         try:
-            response = self._call("GET", f"runs/{run_id}/artifacts/{path}", params=params, raw=True,
-                                  what=f"artifact {path} of run {run_id}")
+            size = self._call("GET", f"runs/{run_id}/artifacts/{path}", params=params, sink=sink,
+                              what=f"artifact {path} of run {run_id}", deadline=deadline, limit=max_bytes)
         except ApiFailure as failure:
             if failure.status == 404:
                 return None
             raise
-        assert isinstance(response, bytes)
-        return response
+        return int(size)
 
     def _run(self, data: dict[str, Any]) -> Run:
-        """A run with a link: when dbt Cloud leaves `href` empty (it has been seen blank), build the run page's
-        address the way dbt Cloud does, so every message can link the run."""
+        """A run with a link: when dbt Cloud leaves `href` empty (it has been seen blank) or gives something that is
+        not an http(s) address on this host, build the run page's address the way dbt Cloud does."""
         run = Run.from_api(data)
-        if run.href or run.project_id is None:
-            return run
+        if _is_http_url(run.href) or run.project_id is None:
+            return run if _is_http_url(run.href) else replace(run, href="")
         return replace(run, href=f"{self.base_url}/deploy/{self.account_id}/projects/{run.project_id}/runs/{run.id}/")
 
     # ---- the one HTTP path --------------------------------------------------------------------------------
     def _url(self, path: str) -> str:
         return f"{self.base_url}/api/v2/accounts/{self.account_id}/{path}"
 
-    def _remaining(self) -> float | None:
-        return None if self.deadline is None else self.deadline - self.clock.monotonic()
+    def _call(self, method: str, path: str, *, what: str, deadline: float, params: dict[str, Any] | None = None,
+              json_body: dict[str, Any] | None = None, idempotent: bool = True, sink: Sink | None = None,
+              limit: int | None = None, not_found_grace_until: float | None = None,
+              validate: Callable[[Any], str | None] | None = None) -> Any:
+        """One logical call: attempts with backoff until an answer, a final failure, or the deadline.
 
-    def _call(self, method: str, path: str, *, what: str, params: dict[str, Any] | None = None,
-              json_body: dict[str, Any] | None = None, idempotent: bool = True, raw: bool = False,
-              not_found_grace_until: float | None = None) -> Any:
+        `validate` inspects the envelope's `data` and names what is wrong with it; a wrong answer counts as a bad
+        body (retried for reads, ambiguous for a trigger) — it is never handed on as if it were right.
+        """
         attempt_number = 0
         while True:
             attempt_number += 1
-            remaining = self._remaining()
-            if remaining is not None and remaining <= 0:
+            remaining = deadline - self.clock.monotonic()
+            if remaining <= 0:
                 raise DeadlineExceeded(f"the timeout ran out while calling dbt Cloud ({what})")
-            read_timeout = self.api_timeout if remaining is None else max(0.1, min(self.api_timeout, remaining))
-            connect_timeout = min(CONNECT_TIMEOUT, read_timeout)
-            attempt, response, raw_bytes = self._send(method, path, params, json_body,
-                                                      (connect_timeout, read_timeout), raw)
+            attempt, response, payload = self._send(method, path, params, json_body, min(self.api_timeout, remaining),
+                                                    sink, limit or self.max_body)
             if attempt.status == 429:
                 self._rate_limited_at = self.clock.monotonic()
+            if attempt.status is not None and 200 <= attempt.status < 300 and sink is None:
+                problem = validate(payload) if validate is not None else None
+                if problem is not None:
+                    attempt = Attempt(failure="bad_body", detail=problem)
             verdict = classify(attempt, idempotent=idempotent)
             if verdict == "ok":
-                if raw:
-                    return raw_bytes
-                assert response is not None
-                return response.body.get("data") if isinstance(response.body, dict) else None
+                return payload
             if (attempt.status == 404 and not_found_grace_until is not None
                     and self.clock.monotonic() < not_found_grace_until):
                 verdict = "retry"  # a brand-new run can 404 for a few seconds
@@ -232,62 +293,131 @@ class DbtCloudClient:
                                  f"({attempt_number} attempts). Check https://status.getdbt.com and retry the "
                                  "workflow.", status=attempt.status, kind="unavailable")
             delay = self.policy.delay(attempt_number, attempt.retry_after, self.rand)
-            remaining = self._remaining()
-            if remaining is not None and delay >= remaining:
+            remaining = deadline - self.clock.monotonic()
+            if delay >= remaining:
                 raise DeadlineExceeded(f"the timeout ran out while dbt Cloud was failing ({last_error})")
             log.warning("dbt Cloud request failed; retrying", what=what, error=last_error,
                         attempt=attempt_number, retry_in=round(delay, 1))
             self.clock.sleep(delay)
 
     def _send(self, method: str, path: str, params: dict[str, Any] | None, json_body: dict[str, Any] | None,
-              timeout: tuple[float, float], raw: bool) -> tuple[Attempt, _Response | None, bytes]:
-        attempt, response, content = self._exchange(method, path, params, json_body, timeout, raw)
+              budget: float, sink: Sink | None, limit: int) -> tuple[Attempt, _Response | None, Any]:
+        attempt, response, payload = self._exchange(method, path, params, json_body, budget, sink, limit)
         # Debug output (RUNNER_DEBUG=1 / --debug) shows every exchange. The Authorization header is never put in
         # the event — only its scheme — so even a caller that uses this client without dbtgate's redacting log
         # configuration (structlog's default prints debug lines) cannot leak the token.
         headers = {key: value for key, value in self._session.headers.items() if key.lower() != "authorization"}
         log.debug("dbt Cloud request", method=method, path=path, params=params, auth="Token ***", headers=headers,
                   status=attempt.status, failure=attempt.failure)
-        return attempt, response, content
+        return attempt, response, payload
 
     def _exchange(self, method: str, path: str, params: dict[str, Any] | None, json_body: dict[str, Any] | None,
-                  timeout: tuple[float, float], raw: bool) -> tuple[Attempt, _Response | None, bytes]:
+                  budget: float, sink: Sink | None, limit: int) -> tuple[Attempt, _Response | None, Any]:
+        """One attempt, bounded by `budget` seconds of wall time whatever the server does."""
+        budget = max(0.05, budget)
+        transfer = _Transfer()
+        worker = threading.Thread(target=self._transfer, name="dbtgate-http", daemon=True,
+                                  args=(transfer, method, self._url(path), params, json_body, budget, sink, limit))
+        worker.start()
+        # Waiting on an Event is interruptible: a SIGINT/SIGTERM handler runs (and raises) in this thread at once.
         try:
-            reply = self._session.request(method, self._url(path), params=params, json=json_body, timeout=timeout)
-        except requests.exceptions.SSLError:
-            return Attempt(failure="tls"), None, b""
-        except requests.exceptions.ConnectTimeout:
-            return Attempt(failure="connect"), None, b""
-        except requests.exceptions.ReadTimeout:
-            return Attempt(failure="read_timeout"), None, b""
-        except requests.exceptions.ConnectionError as error:
-            return Attempt(failure="connect" if _never_sent(error) else "connection_lost"), None, b""
-        except requests.exceptions.RequestException:
-            return Attempt(failure="connection_lost"), None, b""
-        headers = {key.lower(): value for key, value in reply.headers.items()}
-        retry_after = parse_retry_after(headers.get("retry-after"))
-        content = reply.content
-        if raw and 200 <= reply.status_code < 300:
-            return Attempt(status=reply.status_code), None, content
-        text = content.decode("utf-8", "replace")
+            finished = transfer.done.wait(budget)
+        except BaseException:
+            transfer.abandon()
+            raise
+        if not finished:
+            transfer.abandon()
+            return Attempt(failure="read_timeout"), None, None
+        attempt = transfer.attempt
+        if attempt.status is None:
+            return attempt, None, None
+        if sink is not None and 200 <= attempt.status < 300:
+            return attempt, None, attempt.size
+        text = transfer.content.decode("utf-8", "replace")
         try:
             body = json.loads(text) if text.strip() else None
-        except ValueError:
+        except (ValueError, RecursionError):
             body = None
-        response = _Response(reply.status_code, body, text, headers)
-        if 200 <= reply.status_code < 300 and not isinstance(body, dict):
-            return Attempt(failure="bad_body", status=None, retry_after=retry_after), response, b""
-        return Attempt(status=reply.status_code, retry_after=retry_after), response, b""
+        response = _Response(attempt.status, body, text, transfer.headers)
+        if not 200 <= attempt.status < 300:
+            return attempt, response, None
+        if not isinstance(body, dict):
+            return Attempt(failure="bad_body", retry_after=attempt.retry_after), response, None
+        status = body.get("status")
+        if isinstance(status, dict) and status.get("is_success") is False:
+            # A 200 whose envelope says it failed is not an answer to act on.
+            return Attempt(failure="bad_body", detail="the answer says is_success: false"), response, None
+        return attempt, response, body.get("data")
+
+    def _transfer(self, transfer: _Transfer, method: str, url: str, params: dict[str, Any] | None,
+                  json_body: dict[str, Any] | None, budget: float, sink: Sink | None, limit: int) -> None:
+        try:
+            transfer.attempt = self._read(transfer, method, url, params, json_body, budget, sink, limit)
+        except Exception:  # the worker must always say it is done; a bug here is a lost answer, not a hang
+            transfer.attempt = Attempt(failure="connection_lost")
+        finally:
+            transfer.done.set()
+
+    def _read(self, transfer: _Transfer, method: str, url: str, params: dict[str, Any] | None,
+              json_body: dict[str, Any] | None, budget: float, sink: Sink | None, limit: int) -> Attempt:
+        try:
+            reply = self._session.request(method, url, params=params, json=json_body, stream=True,
+                                          timeout=(min(CONNECT_TIMEOUT, budget), budget))
+        except requests.exceptions.SSLError:
+            return Attempt(failure="tls")
+        except requests.exceptions.ConnectTimeout:
+            return Attempt(failure="connect")
+        except requests.exceptions.ReadTimeout:
+            return Attempt(failure="read_timeout")
+        except requests.exceptions.ConnectionError as error:
+            return Attempt(failure="connect" if _never_sent(error) else "connection_lost")
+        except requests.exceptions.RequestException:
+            return Attempt(failure="connection_lost")
+        transfer.reply = reply
+        try:
+            if transfer.abandoned:
+                return Attempt(failure="read_timeout")
+            transfer.headers = {key.lower(): value for key, value in reply.headers.items()}
+            retry_after = parse_retry_after(transfer.headers.get("retry-after"))
+            ok = 200 <= reply.status_code < 300
+            # Error pages are read for their message only, and never at length.
+            cap = limit if ok else ERROR_BODY_LIMIT
+            target = sink() if (sink is not None and ok) else None
+            size, chunks = 0, []
+            try:
+                for chunk in reply.iter_content(CHUNK):
+                    if transfer.abandoned:
+                        return Attempt(failure="read_timeout")
+                    size += len(chunk)
+                    if size > cap:
+                        if not ok:
+                            break  # the start of an error page is enough to explain it
+                        return Attempt(failure="too_large", status=None, detail=f"more than {_megabytes(cap)}")
+                    if target is not None:
+                        target.write(chunk)
+                    else:
+                        chunks.append(chunk)
+            finally:
+                if target is not None:
+                    target.close()
+            transfer.content = b"".join(chunks)
+            return Attempt(status=reply.status_code, retry_after=retry_after, size=size)
+        except requests.exceptions.RequestException:
+            return Attempt(failure="connection_lost")
+        finally:
+            reply.close()
 
     def _describe(self, attempt: Attempt, response: _Response | None) -> str:
         if attempt.failure == "read_timeout":
-            return f"no answer within {self.api_timeout:g}s (read timeout)"
+            return f"no complete answer within {self.api_timeout:g}s"
         if attempt.failure == "connect":
             return f"could not connect to {self.host}"
         if attempt.failure == "connection_lost":
             return "the connection closed without an answer"
         if attempt.failure == "bad_body":
-            return "the answer was not valid JSON"
+            return f"the answer was not usable ({attempt.detail})" if attempt.detail else "the answer was not JSON"
+        if attempt.failure == "too_large":
+            return f"the answer was too large ({attempt.detail})"
         if attempt.failure == "tls":
             return f"the TLS handshake with {self.host} failed (certificate not trusted?)"
         message = _user_message(response)
@@ -296,6 +426,10 @@ class DbtCloudClient:
     def _failure(self, attempt: Attempt, response: _Response | None, what: str) -> ApiFailure:
         message = _user_message(response)
         status = attempt.status
+        if attempt.failure == "too_large":
+            return ApiFailure(f"dbt Cloud at {self.host} sent {attempt.detail} for {what}; dbtgate stopped reading "
+                              "it to keep its memory and disk bounded. For an artifact, raise max_artifact_size if "
+                              "the file is really that large.", kind="too_large")
         if attempt.failure == "tls":
             return ApiFailure(f"Could not make a trusted TLS connection to {self.host}. If you use a private CA, "
                               "set REQUESTS_CA_BUNDLE to its certificate file.", kind="tls")
@@ -319,19 +453,61 @@ class DbtCloudClient:
 
 
 def _user_message(response: _Response | None) -> str:
+    """dbt Cloud's own explanation of an error, kept short (it is untrusted text and may be a whole HTML page)."""
     if response is None:
         return ""
     if isinstance(response.body, dict) and isinstance(response.body.get("status"), dict):
         status = response.body["status"]
         parts = [str(status.get("user_message") or "").strip(), str(status.get("developer_message") or "").strip()]
-        return " ".join(part for part in parts if part)
+        fields = response.body.get("data")
+        if isinstance(fields, dict) and response.status == 400:
+            # A 400 names the bad fields in `data`: {"cause": ["Ensure this field has no more than 255 ..."]}.
+            parts.append("; ".join(f"{key}: {' '.join(map(str, value)) if isinstance(value, list) else value}"
+                                   for key, value in list(fields.items())[:5]))
+        return " ".join(part for part in parts if part)[:MESSAGE_LIMIT]
     return response.text.strip().splitlines()[0][:200] if response.text.strip() else ""
 
 
-def _expect_dict(data: Any, what: str) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise ApiFailure(f"dbt Cloud returned no {what} object where one was expected.", kind="protocol")
-    return data
+MESSAGE_LIMIT = 500
+
+
+def _object_with_id(expected: int, what: str) -> Callable[[Any], str | None]:
+    """A validator: the answer is the `what` that was asked for, not another one."""
+    def check(data: Any) -> str | None:
+        if not isinstance(data, dict):
+            return f"no {what} object"
+        found = data.get("id")
+        if found != expected or isinstance(found, bool):
+            return f"asked for {what} {expected}, got {what} {_short(found)}"
+        return None
+    return check
+
+
+def _new_run_of(job_id: int | None) -> Callable[[Any], str | None]:
+    """A validator for a run that a POST created: an integer id, and (when known) the job that was triggered."""
+    def check(data: Any) -> str | None:
+        if not isinstance(data, dict):
+            return "no run object"
+        run_id = data.get("id")
+        if not isinstance(run_id, int) or isinstance(run_id, bool) or run_id <= 0:
+            return f"the new run has no usable id ({_short(run_id)})"
+        job = data.get("job_definition_id", data.get("job_id"))
+        if job_id is not None and job is not None and job != job_id:
+            return f"the new run belongs to job {_short(job)}, not job {job_id}"
+        return None
+    return check
+
+
+def _short(value: Any) -> str:
+    return repr(value)[:40]
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1024 / 1024:,.0f} MB"
+
+
+def _is_http_url(text: str) -> bool:
+    return bool(re.fullmatch(r"https?://[^\s<>\"'`]+", text))
 
 
 def _never_sent(error: requests.exceptions.ConnectionError) -> bool:

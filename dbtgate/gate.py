@@ -16,7 +16,7 @@ from dbtgate.client import AmbiguousTrigger, ApiFailure, DbtCloudClient, Deadlin
 from dbtgate.clock import Clock
 from dbtgate.config import GateConfig
 from dbtgate.logs import get_logger
-from dbtgate.models import Job, Run, RunStatus
+from dbtgate.models import Job, Run, RunStatus, humanize_status
 from dbtgate.polling import AdaptivePolicy, PollState, expected_duration, poll_state
 from dbtgate.progress import ProgressReporter, format_seconds
 from dbtgate.signals import Interrupted
@@ -24,8 +24,13 @@ from dbtgate.signals import Interrupted
 log = get_logger("dbtgate")
 
 NEW_RUN_404_GRACE = 30.0        # a brand-new run can 404 for a few seconds (a known race)
-CLEANUP_BUDGET = 4.0            # cancel on interrupt: the runner kills us 7.5 s after SIGINT
-TIMEOUT_CANCEL_BUDGET = 15.0    # cancel after the overall timeout
+# After SIGINT the runner sends SIGTERM 7.5 s later and kills the step 2.5 s after that. Finding and cancelling the
+# run gets this much of it (every request is hard-bounded by its deadline), which leaves time to write the report.
+CLEANUP_BUDGET = 4.0
+# When the gate's own timeout runs out, cancelling the run (or finding one whose trigger answer was lost) and
+# downloading artifacts of a run that has just finished may take this much longer: the documented bound of the
+# whole gate is `timeout` + CANCEL_BUDGET.
+CANCEL_BUDGET = 15.0
 ARTIFACT_BUDGET = 60.0
 RECONCILE_WAITS = (0.0, 2.0, 5.0)  # look for a run whose trigger answer was lost, three times over ~7 s
 TRIGGER_TRIES = 3
@@ -87,19 +92,44 @@ class GateResult:
     notes: tuple[str, ...] = field(default=())
 
 
-def _mismatch(wanted: dict[str, object], run: Run) -> str:
-    """Why an in-flight run differs from what the gate would trigger ("" when it matches)."""
-    observed = dict(run.trigger_fields)
-    observed.setdefault("git_sha", run.git_sha or None)
-    observed.setdefault("git_branch", run.git_branch or None)
-    for key, value in wanted.items():
-        seen = observed.get(key)
-        short_sha = key == "git_sha" and isinstance(seen, str) and isinstance(value, str)
-        if short_sha and (str(seen).startswith(str(value)) or str(value).startswith(str(seen))):
+# What decides what a run builds. A run in flight is reused only if every one of these is what this gate would
+# send (unset on both sides counts as equal): a run with other steps, schema, target, threads or commit builds
+# something else, and reporting its result as ours would be a false green.
+BUILD_FIELDS = ("git_sha", "git_branch", "github_pull_request_id", "gitlab_merge_request_id", "azure_pull_request_id",
+                "non_native_pull_request_id", "schema_override", "dbt_version_override", "threads_override",
+                "target_name_override", "generate_docs_override", "timeout_seconds_override", "steps_override")
+IN_FLIGHT = (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING)
+
+
+def reuse_mismatch(wanted: dict[str, object], run: Run, job_id: int) -> str:
+    """Why an in-flight run is not the run this gate would trigger ("" when it is)."""
+    if run.job_id != job_id:
+        return f"it belongs to job {run.job_id}"
+    if run.status not in IN_FLIGHT:
+        return f"it is not in flight (status {humanize_status(run.status_code)})"
+    if not run.trigger_fields:
+        return "dbt Cloud did not say what it was triggered with"
+    for key in BUILD_FIELDS:
+        value, seen = wanted.get(key), run.trigger_fields.get(key)
+        if value in (None, "", []) and seen in (None, "", []):
+            continue
+        if key == "git_sha" and isinstance(seen, str) and isinstance(value, str) and seen and value and (
+                seen.startswith(value) or value.startswith(seen)):
             continue  # a short sha matches its full form
         if seen != value:
-            return f"{key} is {seen!r}, this gate wants {value!r}"
+            return f"{key} is {_short(seen)}, this gate wants {_short(value)}"
     return ""
+
+
+def _short(value: object) -> str:
+    return "unset" if value in (None, "", []) else repr(value)[:80]
+
+
+@dataclass(frozen=True)
+class CancelAttempt:
+    sent: bool
+    note: str
+    signal: Interrupted | None = None   # a signal that cut the cancel short
 
 
 class Gate:
@@ -118,29 +148,52 @@ class Gate:
         self._reused = False
         self._attempts: list[Run] = []     # finished runs that were retried, oldest first
         self._started = 0.0
+        self._deadline = 0.0
         self._notes: list[str] = []
+        # Set while a POST that may create a run is unanswered: if the gate gives up then, it must look for the run
+        # (by the cause marker, or by `retrying_run_id`) so that it is never left running unobserved.
+        self._may_have_created: Callable[[Run], bool] | None = None
 
     # ---- entry --------------------------------------------------------------------------------------------
     def run(self) -> GateResult:
         self._started = self.clock.monotonic()
-        deadline = self._started + self.config.timeout
-        self.client.deadline = deadline
+        self._deadline = self._started + self.config.timeout
+        try:
+            return self._gate()
+        except Interrupted as interrupted:
+            # A signal during an ending (a cancel, the artifact download): report what is known, with its run.
+            return self.salvage(interrupted)
+
+    def salvage(self, interrupted: Interrupted) -> GateResult:
+        """The result after a signal when no more requests can be made: whatever run is known, and why."""
+        run = self._run
+        note = (f"dbtgate was stopped by {interrupted} before it could confirm that run {run.id} was cancelled; "
+                f"check it and cancel it by hand if it is still running: {run.href}"
+                if run is not None and not run.is_terminal else "")
+        target = f"run {run.id}" if run is not None else "the trigger"
+        return self._result(Outcome.INTERRUPTED, f"Interrupted by {interrupted} while waiting on {target}",
+                            cancel_note=note, signum=interrupted.signum)
+
+    def _gate(self) -> GateResult:
+        deadline = self._deadline
         try:
             if self.config.run_id is not None:
-                self._run = self.client.get_run(self.config.run_id, ("run_steps", "job", "trigger"))
+                self._run = self.client.get_run(self.config.run_id, ("run_steps", "job", "trigger"), deadline=deadline)
                 self.emit(f"Waiting on existing run {self._run.id}: {self._run.href}")
             else:
                 assert self.config.job_id is not None
-                self._job = self.client.get_job(self.config.job_id)
+                self._job = self.client.get_job(self.config.job_id, deadline=deadline)
                 reused = self._find_reusable(self._job) if self.config.reuse_existing_run else None
                 self._run = reused or self._trigger_once(self._job)
             if not self.config.wait:
                 return self._result(Outcome.NOT_WAITED, f"Triggered run {self._run.id} without waiting")
-            final = self._wait(self._run, deadline)
+            final = self._wait(self._run)
             while final is not None and self._should_rerun(final):
                 self._attempts.append(final)
-                self.client.deadline = deadline
-                final = self._wait(self._rerun_once(final), deadline)
+                retry = self._retry_once(final)
+                if retry is None:
+                    break
+                final = self._wait(retry)
             if final is None:
                 return self._timed_out("")
             # Inside the try: a signal while artifacts download must still be reported with the run it concerns.
@@ -159,17 +212,18 @@ class Gate:
 
     # ---- reuse a run in flight ----------------------------------------------------------------------------
     def _find_reusable(self, job: Job) -> Run | None:
-        """A queued or running run of the job that matches what this gate would trigger, or None."""
+        """A queued or running run of the job that builds exactly what this gate would trigger, or None."""
         wanted = self.config.trigger.body()
         wanted.pop("cause")
-        for candidate in self.client.list_runs(job.id, limit=25, statuses=(1, 2, 3)):
-            mismatch = _mismatch(wanted, candidate)
+        for candidate in self.client.list_runs(job.id, limit=25, statuses=IN_FLIGHT, deadline=self._deadline):
+            mismatch = reuse_mismatch(wanted, candidate, job.id)
             if mismatch:
-                self.emit(f"Run {candidate.id} of job {job.id} is in flight but not reused: {mismatch}.")
+                self.emit(f"Run {candidate.id} of job {job.id} is not reused: {mismatch}.")
                 continue
             self._reused = True
-            self._notes.append(f"Run {candidate.id} was already {candidate.status_humanized.lower()} with the same "
-                               "settings, so dbtgate waited on it instead of queueing another (reuse_existing_run).")
+            self._notes.append(f"Run {candidate.id} was already {humanize_status(candidate.status_code).lower()} "
+                               "with the same settings, so dbtgate waited on it instead of queueing another "
+                               "(reuse_existing_run).")
             self.emit(f"Reusing run {candidate.id} already in flight: {candidate.href}")
             return candidate
         return None
@@ -185,67 +239,92 @@ class Gate:
             return False
         return True
 
-    def _rerun_once(self, failed: Run) -> Run:
-        """POST jobs/{id}/rerun/ once; a lost answer is reconciled by the new run's `retrying_run_id`."""
-        job_id = failed.job_id or self.config.job_id
-        assert job_id is not None
+    def _retry_once(self, failed: Run) -> Run | None:
+        """POST runs/{id}/retry/ once and check that what comes back retries *that* run; a lost answer is reconciled
+        by `retrying_run_id`. None (and a note) when dbt Cloud answered with some other run: that run is cancelled,
+        since this gate started it, and the failed run's outcome stands."""
         attempt = len(self._attempts) + 1
         self.emit(f"Run {failed.id} failed; retrying from the point of failure (attempt {attempt} of "
                   f"{self.config.rerun_attempts + 1}).")
+        job_id = failed.job_id or self.config.job_id
+
+        def is_retry(run: Run) -> bool:
+            return run.retrying_run_id == failed.id and run.job_id == job_id
+
+        self._may_have_created = is_retry
         try:
-            rerun = self.client.rerun(job_id)
+            retry = self.client.retry_run(failed.id, deadline=self._deadline)
         except AmbiguousTrigger as lost:
-            found = self._find_run(job_id, lambda run: run.retrying_run_id == failed.id)
+            found = self._find_run(is_retry)
             if found is None:
                 raise ApiFailure(f"The retry of run {failed.id} got no usable answer ({lost}) and no retry run "
                                  "was found; not retrying blindly, so no duplicate run is started.",
                                  kind="unavailable") from None
-            rerun = found
-        self.emit(f"Retry run {rerun.id} started: {rerun.href}")
-        return rerun
+            retry = found
+        self._may_have_created = None
+        if not is_retry(retry):
+            self._run = failed
+            self._notes.append(f"dbt Cloud answered the retry of run {failed.id} with run {retry.id}, which is not a "
+                               f"retry of it (retrying_run_id {retry.retrying_run_id}, job {retry.job_id}); dbtgate "
+                               "did not take its result as run " f"{failed.id}'s.")
+            if not retry.is_terminal:
+                done = self._cancel_run(retry, CANCEL_BUDGET, "it is not the retry dbtgate asked for")
+                self._notes.append(done.note)
+            self._attempts.pop()
+            return None
+        self._run = retry
+        self.emit(f"Retry run {retry.id} started: {retry.href}")
+        return retry
 
     # ---- trigger exactly once -----------------------------------------------------------------------------
     def _trigger_once(self, job: Job) -> Run:
         body = self.config.trigger.body(self.marker)
+        marker = self.marker.strip()
+        self._may_have_created = lambda run: marker in run.cause
         for attempt in range(1, TRIGGER_TRIES + 1):
             try:
-                run = self.client.trigger_run(job.id, body)
+                run = self.client.trigger_run(job.id, body, deadline=self._deadline)
             except AmbiguousTrigger as lost:
                 self.emit(f"The trigger request for job {job.id} got no usable answer ({lost}); checking whether "
                           "dbt Cloud created the run before trying again, so no duplicate run is started.")
-                found = self._find_marked_run(job.id)
+                found = self._find_run(self._may_have_created)
                 if found is not None:
                     self._adopted = True
                     self._notes.append(f"The trigger answer was lost ({lost}); dbtgate found the run it had "
                                        f"created ({found.id}) by its marker and waited on it instead of "
                                        "triggering a second one.")
                     self.emit(f"Found run {found.id} created by this gate; adopting it: {found.href}")
+                    self._may_have_created = None
                     return found
                 if attempt == TRIGGER_TRIES:
                     raise ApiFailure(f"Could not trigger job {job.id}: {TRIGGER_TRIES} trigger requests got no "
                                      f"usable answer and no run was created (last: {lost}).",
                                      kind="unavailable") from None
                 continue
-            self.emit(f"Triggered run {run.id} of job \"{job.name}\" ({run.status_humanized}): {run.href}")
+            self._may_have_created = None
+            self.emit(f"Triggered run {run.id} of job \"{job.name}\" ({humanize_status(run.status_code)}): {run.href}")
             return run
         raise AssertionError("unreachable")
 
-    def _find_marked_run(self, job_id: int) -> Run | None:
-        marker = self.marker.strip()
-        return self._find_run(job_id, lambda run: marker in run.cause)
-
-    def _find_run(self, job_id: int, matches: Callable[[Run], bool]) -> Run | None:
+    def _find_run(self, matches: Callable[[Run], bool], deadline: float | None = None,
+                  waits: tuple[float, ...] = RECONCILE_WAITS) -> Run | None:
         """Look for a run the gate may have created, a few times while dbt Cloud catches up."""
-        for pause in RECONCILE_WAITS:
+        job_id = self._job.id if self._job is not None else self.config.job_id
+        if job_id is None:
+            return None
+        for pause in waits:
+            if deadline is not None and self.clock.monotonic() + pause >= deadline:
+                break
             self.clock.sleep(pause)
-            for run in self.client.list_runs(job_id, limit=25):
+            for run in self.client.list_runs(job_id, limit=25, deadline=deadline or self._deadline):
                 if matches(run):
                     return run
         return None
 
     # ---- wait ---------------------------------------------------------------------------------------------
-    def _wait(self, run: Run, deadline: float) -> Run | None:
+    def _wait(self, run: Run) -> Run | None:
         """Poll until the run is terminal; None when the deadline passes first."""
+        deadline = self._deadline
         seen_at = self.clock.monotonic()
         grace_until = seen_at + NEW_RUN_404_GRACE
         history = self._history(run)
@@ -268,12 +347,12 @@ class Gate:
             self.clock.sleep(min(delay, max(0.0, deadline - now)))
             if self.clock.monotonic() >= deadline:
                 # One last look so a run that just finished is reported as it is, not as a timeout.
-                self.client.deadline = self.clock.monotonic() + min(10.0, self.config.api_timeout)
-                run = self.client.get_run(run.id, POLL_INCLUDE)
+                last_look = self.clock.monotonic() + min(10.0, self.config.api_timeout)
+                run = self.client.get_run(run.id, POLL_INCLUDE, deadline=last_look)
                 self._run = run
                 self.progress.observe(run, self.clock.monotonic() - seen_at)
                 return run if run.is_terminal else None
-            run = self.client.get_run(run.id, POLL_INCLUDE, not_found_grace_until=grace_until)
+            run = self.client.get_run(run.id, POLL_INCLUDE, deadline=deadline, not_found_grace_until=grace_until)
 
     def _poll_state(self, run: Run, waited: float, history: float | None) -> PollState:
         return poll_state(run, waited, history, total_steps=self._total_steps(),
@@ -290,59 +369,99 @@ class Gate:
         if job_id is None:
             return None
         try:
-            return expected_duration(self.client.list_runs(job_id, limit=10, statuses=(10, 20), include=()))
+            return expected_duration(self.client.list_runs(job_id, limit=10, statuses=(10, 20), include=(),
+                                                           deadline=self._deadline))
         except ApiFailure:
             return None
 
     # ---- endings ------------------------------------------------------------------------------------------
-    def _cancel(self, budget: float, why: str) -> tuple[bool, str]:
-        run = self._run
-        if run is None:
-            return False, ""
-        self.client.deadline = self.clock.monotonic() + budget
-        self.client.api_timeout = min(self.client.api_timeout, max(1.0, budget - 1.0))
+    def _cancel_run(self, run: Run, budget: float, why: str) -> CancelAttempt:
+        """Cancel within `budget` seconds. A signal during it cuts it short and is returned, not raised, so the
+        caller still reports the run."""
         try:
-            cancelled = self.client.cancel_run(run.id)
+            cancelled = self.client.cancel_run(run.id, deadline=self.clock.monotonic() + budget)
         except (ApiFailure, DeadlineExceeded) as error:
-            return False, (f"dbtgate tried to cancel run {run.id} ({why}) but dbt Cloud did not confirm it: "
-                           f"{error}. Check the run and cancel it by hand if it is still running: {run.href}")
-        self._run = cancelled
-        return True, f"dbtgate cancelled run {run.id} ({why}) so it stops spending warehouse time."
+            return CancelAttempt(False, f"dbtgate tried to cancel run {run.id} ({why}) but dbt Cloud did not confirm "
+                                        f"it: {error}. Check the run and cancel it by hand if it is still running: "
+                                        f"{run.href}")
+        except Interrupted as signal:
+            return CancelAttempt(False, f"dbtgate was cancelling run {run.id} ({why}) when {signal} arrived; dbt "
+                                        "Cloud had not confirmed the cancel. Check the run and cancel it by hand if "
+                                        f"it is still running: {run.href}", signal)
+        if self._run is not None and self._run.id == cancelled.id:
+            self._run = cancelled
+        return CancelAttempt(True, f"dbtgate cancelled run {run.id} ({why}) so it stops spending warehouse time.")
+
+    def _find_orphan(self, budget: float) -> None:
+        """If a POST that may have created a run went unanswered, find that run (so it is reported and can be
+        cancelled). Best effort within `budget`."""
+        matches, self._may_have_created = self._may_have_created, None
+        if matches is None or (self._run is not None and matches(self._run)):
+            return
+        try:
+            found = self._find_run(matches, deadline=self.clock.monotonic() + budget, waits=(0.0, 1.0))
+        except (ApiFailure, DeadlineExceeded, Interrupted):
+            found = None
+        if found is not None:
+            self._run = found
+            self._notes.append(f"Run {found.id} was created by this gate although its answer never arrived; "
+                               "dbtgate found it by its marker.")
+        else:
+            self._notes.append(f"A request that may have created a run got no answer, and no such run was found; "
+                               f"if one appears in dbt Cloud with \"{self.marker.strip()}\" in its cause, it was "
+                               "started by this gate.")
 
     def _timed_out(self, detail: str) -> GateResult:
+        started = self.clock.monotonic()
+        self._find_orphan(CANCEL_BUDGET / 2)
         run = self._run
         if run is None:
             return self._result(Outcome.API_ERROR, "dbt Cloud did not answer before the timeout; no run was "
                                 "triggered", detail=detail)
         limit = format_seconds(self.config.timeout)
-        if self.config.cancel_on_timeout:
-            sent, note = self._cancel(TIMEOUT_CANCEL_BUDGET, f"the gate's timeout of {limit} ran out")
-        else:
-            why = "it was not triggered by this gate" if self.config.run_id else "cancel_on_timeout is false"
-            sent, note = False, f"Run {run.id} was left running because {why}; dbtgate stopped waiting after {limit}."
         headline = f"Run {run.id} did not finish within the timeout of {limit}"
-        return self._result(Outcome.TIMEOUT, headline, cancel_sent=sent, cancel_note=note, detail=detail)
+        if not self.config.cancel_on_timeout:
+            why = "it was not triggered by this gate" if self.config.run_id else "cancel_on_timeout is false"
+            return self._result(Outcome.TIMEOUT, headline, detail=detail, cancel_note=(
+                f"Run {run.id} was left running because {why}; dbtgate stopped waiting after {limit}."))
+        budget = max(1.0, CANCEL_BUDGET - (self.clock.monotonic() - started))
+        done = self._cancel_run(run, budget, f"the gate's timeout of {limit} ran out")
+        if done.signal is not None:
+            return self._result(Outcome.INTERRUPTED, f"Interrupted by {done.signal} while cancelling run {run.id} "
+                                "after the timeout", cancel_note=done.note, detail=detail, signum=done.signal.signum)
+        return self._result(Outcome.TIMEOUT, headline, cancel_sent=done.sent, cancel_note=done.note, detail=detail)
 
     def _interrupted(self, interrupted: Interrupted) -> GateResult:
         name = str(interrupted)
-        if self._run is not None and self.config.cancel_on_interrupt and not self._run.is_terminal:
-            sent, note = self._cancel(CLEANUP_BUDGET, f"the workflow was cancelled ({name})")
-        elif self._run is not None and not self._run.is_terminal:
-            sent, note = False, (f"Run {self._run.id} was left running because cancel_on_interrupt is off "
-                                 f"({'a run this gate did not trigger' if self.config.run_id else 'as configured'}).")
-        else:
-            sent, note = False, ""
-        target = f"run {self._run.id}" if self._run is not None else "the trigger"
+        started = self.clock.monotonic()
+        self._find_orphan(CLEANUP_BUDGET / 2)
+        run = self._run
+        sent, note = False, ""
+        if run is not None and not run.is_terminal and self.config.cancel_on_interrupt:
+            budget = max(0.5, CLEANUP_BUDGET - (self.clock.monotonic() - started))
+            done = self._cancel_run(run, budget, f"the workflow was cancelled ({name})")
+            sent, note = done.sent, done.note
+        elif run is not None and not run.is_terminal:
+            note = (f"Run {run.id} was left running because cancel_on_interrupt is off "
+                    f"({'a run this gate did not trigger' if self.config.run_id else 'as configured'}).")
+        target = f"run {run.id}" if run is not None else "the trigger"
         return self._result(Outcome.INTERRUPTED, f"Interrupted by {name} while waiting on {target}",
                             cancel_sent=sent, cancel_note=note, signum=interrupted.signum)
 
     def _api_failed(self, failure: ApiFailure) -> GateResult:
+        if failure.kind == "unavailable":
+            self._find_orphan(CANCEL_BUDGET / 2)
         run = self._run
         sent, note = False, ""
-        if run is not None and not run.is_terminal and self.config.cancel_on_timeout and failure.kind == "unavailable":
+        if run is not None and not run.is_terminal and self.config.cancel_on_timeout and failure.kind in (
+                "unavailable", "too_large"):
             # The gate can no longer watch this run: giving up on it is a timeout in all but name, so the same
             # setting decides whether it is cancelled rather than left burning warehouse money unobserved.
-            sent, note = self._cancel(CLEANUP_BUDGET, "dbt Cloud kept failing and the gate cannot watch the run")
+            done = self._cancel_run(run, CLEANUP_BUDGET, "dbt Cloud kept failing and the gate cannot watch the run")
+            sent, note = done.sent, done.note
+            if done.signal is not None:
+                return self._result(Outcome.INTERRUPTED, f"Interrupted by {done.signal} while cancelling run "
+                                    f"{run.id}", cancel_note=note, detail=str(failure), signum=done.signal.signum)
         target = f" while waiting on run {run.id}" if run is not None else ""
         return self._result(Outcome.API_ERROR, f"dbt Cloud could not be used{target}", detail=str(failure),
                             cancel_sent=sent, cancel_note=note)
@@ -351,11 +470,13 @@ class Gate:
         wants_files = self.config.get_artifacts
         if not wants_files and run.succeeded:
             return None
-        self.client.deadline = self.clock.monotonic() + ARTIFACT_BUDGET
-        report = collect_artifacts(self.client, run.id,
+        # Never past the documented bound of the whole gate (timeout + CANCEL_BUDGET).
+        deadline = min(self.clock.monotonic() + ARTIFACT_BUDGET, self._deadline + CANCEL_BUDGET)
+        report = collect_artifacts(self.client, run.id, workspace=self.config.workspace,
                                    directory=self.config.artifacts_dir if wants_files else None,
                                    fetch_catalog=self.config.fetch_catalog and wants_files,
-                                   extra=self.config.extra_artifacts if wants_files else ())
+                                   extra=self.config.extra_artifacts if wants_files else (),
+                                   max_bytes=self.config.max_artifact_size, deadline=deadline)
         if wants_files:
             for path in report.missing:
                 log.warning(f"Run {run.id} produced no {path}; nothing to download (a warning, not a failure).")

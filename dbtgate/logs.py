@@ -44,6 +44,18 @@ class Redactor:
                 for key, value in event.items()}
 
 
+def one_line(logger: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """A structlog processor: one event, one physical line. Values (often text from dbt Cloud) lose their line
+    breaks, so no value can start a line of its own — where the runner would read it as a workflow command."""
+    return {key: _flatten(value) for key, value in event.items()}
+
+
+def _flatten(value: Any) -> Any:
+    if isinstance(value, str) and ("\n" in value or "\r" in value):
+        return " ⏎ ".join(part for part in value.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
+    return value
+
+
 @dataclass
 class _Settings:
     stream: TextIO
@@ -82,6 +94,7 @@ def _apply_pending() -> None:
             structlog.processors.TimeStamper(fmt="%H:%M:%S", utc=True),
             structlog.processors.format_exc_info,
             settings.redactor,
+            one_line,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG if settings.debug else logging.INFO),

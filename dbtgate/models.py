@@ -93,7 +93,7 @@ class RunStep:
             index=_int_or_none(data.get("index")) or 0,
             name=_str(data.get("name")),
             status_code=code,
-            status_humanized=_str(data.get("status_humanized")) or humanize_status(code),
+            status_humanized=humanize_status(code),
             logs=_str(data.get("logs")),
             duration_seconds=parse_api_duration(data.get("duration")),
         )
@@ -153,7 +153,9 @@ class Run:
             id=run_id,
             job_id=_int_or_none(data.get("job_definition_id")) or _int_or_none(data.get("job_id")),
             status_code=code if code is not None else 0,
-            status_humanized=_str(data.get("status_humanized")) or humanize_status(code or 0),
+            # From the code, never dbt Cloud's text: a status_humanized that reads "Success" on an errored run must
+            # not reach an output or a headline.
+            status_humanized=humanize_status(code or 0),
             status_message=_str(data.get("status_message")),
             href=_str(data.get("href")),
             git_sha=_str(data.get("git_sha")),

@@ -32,7 +32,7 @@ OUTPUTS: tuple[tuple[str, str], ...] = (
     ("duration_seconds", "Total run duration (queue included) in seconds."),
     ("status_message", "dbt Cloud's status message (e.g. the timeout or error message)."),
     ("failed_nodes", "JSON list of the unique ids of failed and erroring nodes."),
-    ("artifacts_dir", "Folder the artifacts were saved in (empty when none were saved)."),
+    ("artifacts_dir", "Folder the artifacts were saved in, relative to the workspace (empty when none were saved)."),
     ("run_ids", "JSON list of every run waited on, retries included, oldest first."),
     ("attempts", "How many runs were waited on (1 + reruns from the point of failure)."),
     ("exit_code", "The step's exit code: 0 passed, 1 run failed, 2 bad input, 3 API failed."),
@@ -42,13 +42,24 @@ TITLES = {Outcome.ERROR: "dbt Cloud run failed", Outcome.CANCELLED: "dbt Cloud r
           Outcome.API_ERROR: "dbt Cloud API failed"}
 
 
+def status_output(result: GateResult) -> str:
+    """dbt Cloud's status as last seen — but never "Success" when the step fails (e.g. interrupted while reading the
+    artifacts of a run that succeeded): a workflow that checks `status == 'Success'` must not go on."""
+    run = result.run
+    if run is None:
+        return ""
+    if run.succeeded and result.exit_code != 0:
+        return f"Success (but the gate ended with {result.outcome.value})"
+    return run.status_humanized
+
+
 def outputs_for(result: GateResult, config: GateConfig) -> dict[str, str]:
     run = result.run
     failed = result.artifacts.failed if result.artifacts else ()
     saved_dir = result.artifacts.directory if result.artifacts and result.artifacts.saved else None
     return {
         "run_id": str(run.id) if run else "",
-        "status": run.status_humanized if run else "",
+        "status": status_output(result),
         "outcome": result.outcome.value,
         "finished_at": iso_utc(run.finished_at) if run and run.is_terminal else "",
         "run_url": run.href if run else "",
@@ -82,9 +93,12 @@ def annotation_path(node: NodeIssue, project_dir: str) -> str | None:
 
 def publish(result: GateResult, config: GateConfig, *, workflow: Workflow, env: Mapping[str, str],
             summary_file: str | Path | None = None, output_file: str | Path | None = None) -> None:
-    append_file(output_file or env.get("GITHUB_OUTPUT"), format_outputs(outputs_for(result, config)))
+    # Redacted like every other text that leaves the process: a server that echoes the token must not get it into
+    # an output or the summary.
+    append_file(output_file or env.get("GITHUB_OUTPUT"), format_outputs(outputs_for(result, config)),
+                workflow.redactor)
     append_file(summary_file or env.get("GITHUB_STEP_SUMMARY"),
-                render_summary(result, project_dir=config.project_dir))
+                render_summary(result, project_dir=config.project_dir), workflow.redactor)
     run = result.run
     if run is not None and run.failed_step is not None and run.failed_step.logs:
         with workflow.group(f"Log of the failing step: {run.failed_step.name}"):
@@ -135,5 +149,5 @@ def write_config_error(env: Mapping[str, str], problems: list[str], workflow: Wo
         workflow.error(problem, title="dbtgate: bad input")
     lines = ["## ⚙️ dbtgate was configured wrong — nothing was triggered", ""]
     lines += [f"- {md(p)}" for p in problems]
-    append_file(summary_file or env.get("GITHUB_STEP_SUMMARY"), "\n".join(lines) + "\n")
-    append_file(env.get("GITHUB_OUTPUT"), format_outputs(config_error_outputs()))
+    append_file(summary_file or env.get("GITHUB_STEP_SUMMARY"), "\n".join(lines) + "\n", workflow.redactor)
+    append_file(env.get("GITHUB_OUTPUT"), format_outputs(config_error_outputs()), workflow.redactor)

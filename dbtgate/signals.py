@@ -1,8 +1,9 @@
 """SIGINT and SIGTERM become an `Interrupted` exception in the main thread.
 
 As PID 1 in a container Python ignores SIGTERM unless a handler is installed, and the runner sends SIGINT, waits
-7.5 s, then SIGTERM: both must stop the wait, cancel the run, and write the report in time. While that cleanup runs,
-further signals are noted and ignored so the cleanup itself is not cut short.
+7.5 s, then SIGTERM: both must stop the wait, cancel the run, and write the report in time. A signal during the
+cancel cuts the cancel short (it only ever shortens the way out); once the report is being written, further signals
+are noted and ignored so the outputs and the summary are never cut off.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class Interrupted(BaseException):
 
 class SignalGuard:
     def __init__(self) -> None:
-        self.cleaning_up = False
+        self.reporting = False
         self.received: list[int] = []
 
     def install(self) -> None:
@@ -34,7 +35,6 @@ class SignalGuard:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.received.append(signum)
-        if self.cleaning_up:
+        if self.reporting:
             return
-        self.cleaning_up = True
         raise Interrupted(signum)

@@ -138,7 +138,7 @@ def _render(result: GateResult, project_dir: str, limits: SummaryLimits) -> str:
         shown = lines[-limits.log_lines:]
         cut = len(lines) - len(shown)
         # Inside an HTML tag Markdown escapes are shown literally, so this line is escaped as HTML instead.
-        header = f"Log of the failing step: {html.escape(failing.name)}" + (
+        header = f"Log of the failing step: {html.escape(' '.join(failing.name.split()))}" + (
             f" (last {len(shown)} of {len(lines)} lines)" if cut else "")
         parts += ["", "<details><summary>" + header + "</summary>", "", code_block("\n".join(shown)), "",
                   "</details>"]
@@ -164,7 +164,8 @@ def _duration(seconds: int | None) -> str:
 
 
 def _safe_url(url: str) -> str:
-    """Only http(s) links, with characters that could end the Markdown link escaped."""
-    if not re.match(r"^https?://", url):
+    """Only a plain http(s) URL (no blanks, line breaks or quotes), with what could end a Markdown link escaped."""
+    if not re.fullmatch(r"https?://[^\s<>\"'`]+", url):
         return "#"
-    return url.replace("(", "%28").replace(")", "%29").replace(" ", "%20").replace("<", "%3C").replace(">", "%3E")
+    return (url.replace("(", "%28").replace(")", "%29").replace("[", "%5B").replace("]", "%5D")
+            .replace("|", "%7C"))

@@ -13,14 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dbtgate.cli import execute
+from dbtgate.cli import execute, open_channel
 from dbtgate.clock import VirtualClock
 from dbtgate.config import parse_config
 from dbtgate.emulator import Emulator
-from dbtgate.github import Workflow
-from dbtgate.logs import Redactor, configure
 from tests.conftest import TOKEN, scenario
-from tests.runner import parse_output_file
+from tests.runner import obeyed_commands, parse_output_file
 
 
 @dataclass(frozen=True)
@@ -44,6 +42,7 @@ class Observed:
     runs_created: int
     cancel_sent: bool
     token_leaked: bool
+    injected: list[str]             # workflow commands the runner would obey that dbtgate did not mean to print
     requests: int
     virtual_seconds: float
     log: str
@@ -52,8 +51,21 @@ class Observed:
     emulator: Emulator
 
     def matches(self, case: Case) -> bool:
-        return (self.outcome, self.exit_code, self.runs_created, self.cancel_sent, self.token_leaked) == (
-            case.outcome, case.exit_code, case.runs_created, case.cancel_sent, False)
+        return (self.outcome, self.exit_code, self.runs_created, self.cancel_sent, self.token_leaked,
+                self.injected) == (case.outcome, case.exit_code, case.runs_created, case.cancel_sent, False, [])
+
+
+def injected_commands(log: str) -> list[str]:
+    """Obeyed commands that are not dbtgate's own: its annotations carry a title, its groups a name, and the only
+    mask it sets is the token's."""
+    own = []
+    for line in obeyed_commands(log):
+        name = line[2:].split("::", 1)[0].split(" ", 1)[0] if line.startswith("::") else ""
+        if (name in ("error", "warning") and " title=" in line.split("::", 2)[1]) or name in ("group", "endgroup") \
+                or line == f"::add-mask::{TOKEN}":
+            continue
+        own.append(line)
+    return own
 
 
 def _get_run(kind: str, **more: Any) -> dict[str, Any]:
@@ -115,6 +127,37 @@ CASES: tuple[Case, ...] = (
          [], 4, "timeout", 1, 1, False, {"timeout": "10m", "cancel_on_timeout": "false"}),
     Case("error-failure-on-error-false", "none (failing job), failure_on_error: false",
          [], 2, "error", 0, 1, False, {"failure_on_error": "false"}),
+    # ---- a hostile or lying dbt Cloud (issue 12) ----
+    Case("hostile-text-failing-run", "workflow commands, markdown and the echoed token in every text field",
+         [{"kind": "hostile_text", "count": 0}], 2, "error", 1, 1, False),
+    Case("hostile-text-passing-run", "workflow commands, markdown and the echoed token in every text field",
+         [{"kind": "hostile_text", "count": 0}], 1, "success", 0, 1, False),
+    Case("status-humanized-lies", "an errored run whose status_humanized says Success",
+         [{"kind": "hostile_text", "fields": ["status_humanized"], "payload": "Success", "count": 0}],
+         2, "error", 1, 1, False),
+    Case("foreign-run", "get_run answers with another run",
+         [_get_run("foreign_run", mode="other_id", count=0)], 1, "api_error", 3, 1, True),
+    Case("foreign-job-run", "get_run answers with a run of another job",
+         [_get_run("foreign_run", mode="other_job", count=0)], 1, "api_error", 3, 1, True),
+    Case("envelope-false-twice", "2 × 200 whose envelope says is_success: false",
+         [_get_run("envelope_false", count=2)], 1, "success", 0, 1, False),
+    Case("envelope-false-forever", "every poll: 200 with is_success: false",
+         [_get_run("envelope_false", count=0)], 1, "api_error", 3, 1, True),
+    Case("trigger-null-data", "trigger: the run is created, the answer has data: null",
+         [{"kind": "trigger_null_data", "endpoint": "trigger"}], 1, "success", 0, 1, False),
+    Case("trigger-string-id", "trigger: the run is created, the answer's id is a string",
+         [{"kind": "trigger_null_data", "endpoint": "trigger", "mode": "string_id"}], 1, "success", 0, 1, False),
+    Case("retry-not-a-retry", "the retry endpoint starts a plain new run (retrying_run_id null)",
+         [{"kind": "foreign_rerun", "mode": "not_a_retry"}], 3, "error", 1, 2, True, {"rerun_attempts": "1"}),
+    Case("retry-wrong-retry", "the retry endpoint answers with a run retrying another run",
+         [{"kind": "foreign_rerun", "mode": "wrong_retry"}], 3, "error", 1, 2, True, {"rerun_attempts": "1"}),
+    Case("huge-run-body", "every poll: a 64 MB answer",
+         [_get_run("huge_body", count=0)], 1, "api_error", 3, 1, True),
+    Case("gzip-bomb", "a poll answered with a gzip body that inflates to 1 GB",
+         [_get_run("gzip_bomb", count=1)], 1, "api_error", 3, 1, True),
+    Case("huge-artifact", "run_results.json of 64 MB with max_artifact_size 1 MB",
+         [{"kind": "huge_body", "endpoint": "get_artifact", "count": 0}], 1, "success", 0, 1, False,
+         {"max_artifact_size": "1MB"}),
 )
 
 
@@ -132,22 +175,24 @@ def run_gate(emulator: Emulator, clock: VirtualClock, inputs: dict[str, str],
     """Run the whole gate (`cli.execute`) in-process against a running emulator that shares `clock`."""
     workdir = workdir or Path(tempfile.mkdtemp(prefix="dbtgate-gate-"))
     raw = {"dbt_cloud_url": emulator.url, "dbt_cloud_token": TOKEN, "dbt_cloud_account_id": "1",
-           "interval": "30", "timeout": "2h", "api_timeout": "5", "artifacts_dir": str(workdir / "target"),
-           **inputs}
-    config = parse_config(raw, {})
+           "interval": "30", "timeout": "2h", "api_timeout": "5", "artifacts_dir": "target", **inputs}
+    config = parse_config(raw, {"GITHUB_WORKSPACE": str(workdir)})
     stream = io.StringIO()
     summary, outputs = workdir / "summary.md", workdir / "outputs.txt"
     summary.write_text("")
     outputs.write_text("")
-    redactor = configure(stream, debug=True, redactor=Redactor([TOKEN]))
+    workflow, redactor, _ = open_channel(stream, stream, TOKEN, github=True, debug=True)
     started = clock.monotonic()
-    code = execute(config, {}, Workflow(stream, github=True), redactor, summary_file=str(summary),
+    code = execute(config, {}, workflow, redactor, summary_file=str(summary),
                    output_file=str(outputs), install_signals=False, clock=clock)
     log, summary_text = stream.getvalue(), summary.read_text("utf-8")
     outputs_text = outputs.read_text("utf-8")
     parsed = parse_output_file(outputs_text)
-    leaked = any(TOKEN in text for text in (log, summary_text, outputs_text))
+    files = "".join(path.read_text("utf-8", "replace") for path in workdir.rglob("*") if path.is_file()
+                    and path not in (summary, outputs))
+    leaked = any(TOKEN in text for text in (log.replace(f"::add-mask::{TOKEN}", ""), summary_text, outputs_text,
+                                            files))
     return Observed(outcome=parsed["outcome"], exit_code=code, runs_created=len(emulator.world.run_ids()),
-                    cancel_sent=bool(emulator.log.cancels()), token_leaked=leaked,
+                    cancel_sent=bool(emulator.log.cancels()), token_leaked=leaked, injected=injected_commands(log),
                     requests=len(emulator.log.all()), virtual_seconds=clock.monotonic() - started, log=log,
                     summary=summary_text, outputs=parsed, emulator=emulator)

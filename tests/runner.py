@@ -93,6 +93,27 @@ class StepResult:
         return found
 
 
+def obeyed_commands(text: str) -> list[str]:
+    """Every workflow command the runner would act on in this output, by its rules (ActionCommandManager):
+    a line that starts with `::` after leading blanks (new syntax), or that contains `##[` anywhere (legacy
+    syntax); nothing but the resume token between `::stop-commands::TOKEN` and `::TOKEN::`. CR and LF both end a
+    line."""
+    found: list[str] = []
+    stopped_by: str | None = None
+    for raw_line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        line = raw_line.strip()
+        if stopped_by is not None:
+            if line == f"::{stopped_by}::":
+                stopped_by = None
+            continue
+        if line.startswith("::stop-commands::"):
+            stopped_by = line.split("::", 2)[2]
+            continue
+        if line.startswith("::") or "##[" in line:
+            found.append(line)
+    return found
+
+
 def action_env(inputs: dict[str, Any], workspace: Path, extra_env: dict[str, str] | None = None) -> dict[str, str]:
     files = workspace.parent / f"{workspace.name}-files"
     files.mkdir(exist_ok=True)

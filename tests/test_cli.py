@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -63,7 +64,7 @@ def test_a_failing_run_exits_1_with_a_plain_error(emulator_factory: EmulatorFact
     result = cli("run", "--job-id", "2", "--interval", "0.2", "--no-get-artifacts", env=dbt_env(emulator))
     assert result.returncode == 1
     assert "error: dbt Cloud run failed: Run 7" in result.stderr
-    assert "FAIL not_null_orders_order_id" in result.stderr  # the failing step's log
+    assert re.search(r"FAIL \d+ not_null_orders_order_id", result.stderr)  # the failing step's log
 
 
 def test_dbt_cloud_host_and_https(emulator_factory: EmulatorFactory) -> None:

@@ -53,7 +53,8 @@ def test_untrusted_logs_cannot_run_commands() -> None:
     lines = stream.getvalue().splitlines()
     token = lines[0].removeprefix("::stop-commands::")
     assert len(token) == 32 and lines[-1] == f"::{token}::"
-    assert lines[1:-1] == ["::add-mask::nothing", "::error::fake", "::endgroup::"]
+    # Inside the block the runner reads no command; the lines are defused as well, in case a runner did.
+    assert lines[1:-1] == ["· ::add-mask::nothing", "· ::error::fake", "· ::endgroup::"]
 
 
 @given(st.text())

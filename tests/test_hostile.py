@@ -1,0 +1,180 @@
+"""Promises against a slow, broken or hostile dbt Cloud (issue 12), each proved on the real entrypoint as the runner
+starts it, against the emulator's misbehaving faults. Real time only where real time is the point (a trickling
+server, a signal); then only generous upper bounds are asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dbtgate.emulator import Emulator
+from tests.conftest import TOKEN, EmulatorFactory
+from tests.fault_matrix import CASES, injected_commands, run_case
+from tests.runner import ROOT, action_env, finish_step, parse_output_file, run_step, start_step
+
+GRACE = 7.5            # the runner's grace period between SIGINT and SIGTERM
+CANCEL_BUDGET = 15.0   # documented: the whole gate ends within timeout + this
+FAST = 600.0
+
+
+def inputs(emulator: Emulator, job_id: int, **more: object) -> dict[str, object]:
+    return {"dbt_cloud_url": emulator.url, "dbt_cloud_token": TOKEN, "dbt_cloud_account_id": "1",
+            "dbt_cloud_job_id": str(job_id), "interval": "1", "timeout": "60", **more}
+
+
+# ---- 1. the deadline holds inside a request ------------------------------------------------------------------
+@pytest.mark.parametrize("endpoint", ["get_run", "trigger", "list_runs"])
+def test_a_trickling_answer_cannot_keep_the_gate_past_its_timeout(emulator_factory: EmulatorFactory,
+                                                                  tmp_path: Path, endpoint: str) -> None:
+    """One byte every 0.5 s never trips a per-read timeout: only a deadline on the whole call ends it."""
+    faults: list[dict[str, Any]] = [{"kind": "trickle", "endpoint": endpoint, "delay": 0.5, "count": 0}]
+    if endpoint == "list_runs":  # the run list is read when a trigger answer is lost
+        faults.append({"kind": "lose_trigger_response"})
+    emulator = emulator_factory(faults=faults, time_scale=FAST)
+    started = time.monotonic()
+    step = run_step(inputs(emulator, 4, timeout="4"), tmp_path / "ws", timeout=120)
+    took = time.monotonic() - started
+    assert took < 4 + CANCEL_BUDGET + 10, f"took {took:.0f}s"
+    assert step.exit_code in (1, 3), step.log
+    assert step.outputs["outcome"] in ("timeout", "api_error")
+    assert "## " in step.summary
+
+
+def test_the_whole_gate_ends_within_timeout_and_cancel_budget_when_the_cancel_trickles_too(
+        emulator_factory: EmulatorFactory, tmp_path: Path) -> None:
+    emulator = emulator_factory(faults=[{"kind": "trickle", "endpoint": "cancel", "delay": 0.5, "count": 0}])
+    started = time.monotonic()
+    step = run_step(inputs(emulator, 4, timeout="3"), tmp_path / "ws", timeout=120)
+    took = time.monotonic() - started
+    assert took < 3 + CANCEL_BUDGET + 8, f"took {took:.0f}s"
+    assert step.outputs["outcome"] == "timeout" and step.outputs["run_id"]
+    assert "did not confirm" in step.summary
+
+
+# ---- 2. a cancelled workflow with a hanging cancel request ----------------------------------------------------
+def wait_for_polls(emulator: Emulator, process: subprocess.Popen[str], seconds: float = 20) -> int:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        created = [entry.run_id for entry in emulator.log.of("trigger") if entry.run_id is not None]
+        if created and emulator.log.polls(created[0] or 0) > 0:
+            return created[0] or 0
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    raise AssertionError("the gate never polled its run")
+
+
+@pytest.mark.parametrize("second_signal", [False, True])
+def test_sigint_with_a_trickling_cancel_still_exits_in_time_with_the_report(
+        emulator_factory: EmulatorFactory, tmp_path: Path, second_signal: bool) -> None:
+    emulator = emulator_factory(faults=[{"kind": "trickle", "endpoint": "cancel", "delay": 1.0, "count": 0}])
+    process, env = start_step(inputs(emulator, 4, interval="0.5", timeout="10m"), tmp_path / "ws")
+    run_id = wait_for_polls(emulator, process)
+    sent = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    if second_signal:
+        time.sleep(1.0)
+        process.send_signal(signal.SIGTERM)
+    step = finish_step(process, env, tmp_path / "ws", timeout=GRACE + 10)
+    took = time.monotonic() - sent
+    assert took < GRACE, f"took {took:.1f}s: the runner would have killed the step with nothing written"
+    assert step.exit_code == 130, step.log
+    assert step.outputs["run_id"] == str(run_id) and step.outputs["outcome"] == "interrupted"
+    assert f"run \\#{run_id}" in step.summary
+    assert "did not confirm" in step.summary or "had not confirmed" in step.summary
+    assert emulator.log.arrived("cancel") >= 1
+
+
+# ---- 5. a run the gate may have created is never orphaned ------------------------------------------------------
+def test_sigint_during_the_trigger_post_finds_and_cancels_the_created_run(emulator_factory: EmulatorFactory,
+                                                                         tmp_path: Path) -> None:
+    emulator = emulator_factory(faults=[{"kind": "delay_trigger_response", "delay": 30}])
+    process, env = start_step(inputs(emulator, 4, timeout="10m"), tmp_path / "ws")
+    deadline = time.monotonic() + 20
+    while not emulator.world.run_ids():
+        assert time.monotonic() < deadline and process.poll() is None, "the trigger never arrived"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    step = finish_step(process, env, tmp_path / "ws", timeout=GRACE + 10)
+    [run_id] = emulator.world.run_ids()
+    assert step.exit_code == 130, step.log
+    assert step.outputs["run_id"] == str(run_id), "the created run must be reported, not lost"
+    assert emulator.log.cancels() == [run_id]
+
+
+# ---- 3. no injected workflow command is obeyed, on any path, in any log format ---------------------------------
+@pytest.mark.parametrize("job_id", [1, 2])
+def test_hostile_text_starts_no_workflow_command_in_the_action(emulator_factory: EmulatorFactory, tmp_path: Path,
+                                                               job_id: int) -> None:
+    emulator = emulator_factory(faults=[{"kind": "hostile_text", "count": 0}], time_scale=FAST)
+    step = run_step(inputs(emulator, job_id, rerun_attempts="1"), tmp_path / "ws", extra_env={"RUNNER_DEBUG": "1"})
+    assert step.exit_code == (0 if job_id == 1 else 1), step.log
+    assert injected_commands(step.stdout + "\n" + step.stderr) == []
+    assert TOKEN not in step.log.replace(f"::add-mask::{TOKEN}", "") + step.summary + json.dumps(step.outputs)
+    # The summary: no forged heading, no link but http(s) links dbtgate made itself.
+    assert "\n# fake" not in step.summary and "](https://evil.example" not in step.summary
+
+
+@pytest.mark.parametrize("log_format", ["console", "json"])
+def test_hostile_text_starts_no_workflow_command_from_the_cli(emulator_factory: EmulatorFactory, tmp_path: Path,
+                                                              log_format: str) -> None:
+    emulator = emulator_factory(faults=[{"kind": "hostile_text", "count": 0}], time_scale=FAST)
+    env = {**os.environ, "GITHUB_ACTIONS": "true", "DBT_CLOUD_API_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
+    for command in (["run", "--job-id", "2", "--json", "--summary", str(tmp_path / "s.md"), "--log-format",
+                     log_format],
+                    ["status", "70000001", "--json"], ["cancel", "70000001"]):
+        done = subprocess.run([sys.executable, "-m", "dbtgate", *command, "--url", emulator.url, "--account-id", "1",
+                               *(["--interval", "1"] if command[0] == "run" else [])],
+                              env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert injected_commands(done.stdout + "\n" + done.stderr) == [], (command, done.stdout, done.stderr)
+        assert TOKEN not in done.stdout.replace(f"::add-mask::{TOKEN}", "") + done.stderr
+        if command[0] == "run":
+            assert json.loads(done.stdout[done.stdout.index("{"):])["outputs"]["outcome"] == "error"
+
+
+# ---- 7. memory stays bounded whatever the server sends ----------------------------------------------------------
+@pytest.mark.parametrize("fault", [
+    {"kind": "huge_body", "endpoint": "get_run", "size": 400 * 1024 * 1024, "count": 0},
+    {"kind": "gzip_bomb", "endpoint": "get_run", "size": 2 * 1024 * 1024 * 1024, "count": 0},
+    {"kind": "huge_body", "endpoint": "get_artifact", "mode": "junk", "size": 400 * 1024 * 1024, "count": 0},
+])
+def test_peak_memory_stays_under_300_mb(emulator_factory: EmulatorFactory, tmp_path: Path,
+                                        fault: dict[str, Any]) -> None:
+    emulator = emulator_factory(faults=[fault], time_scale=FAST)
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    env = action_env(inputs(emulator, 1, max_artifact_size="1GB"), workspace)
+    with (tmp_path / "out").open("w") as out, (tmp_path / "err").open("w") as err:
+        process = subprocess.Popen([sys.executable, str(ROOT / "entrypoint.py")], cwd=workspace, env=env,
+                                   stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        _, status, usage = os.wait4(process.pid, 0)
+    peak_mb = usage.ru_maxrss / 1024  # kilobytes on Linux
+    outputs = parse_output_file(Path(env["GITHUB_OUTPUT"]).read_text("utf-8"))
+    assert peak_mb < 300, f"peak RSS {peak_mb:.0f} MB"
+    if fault["endpoint"] == "get_run":
+        assert os.waitstatus_to_exitcode(status) == 3 and "too large" in (tmp_path / "out").read_text()
+    else:
+        assert outputs["outcome"] == "success"
+
+
+# ---- the fault matrix rows added for this issue ---------------------------------------------------------------
+HOSTILE = [case for case in CASES if case.name.startswith((
+    "hostile", "status-humanized", "foreign", "envelope", "trigger-null", "trigger-string", "retry-", "huge",
+    "gzip"))]
+
+
+@pytest.mark.parametrize("case", HOSTILE, ids=[case.name for case in HOSTILE])
+def test_hostile_matrix_case(case: Any) -> None:
+    seen = run_case(case)
+    assert seen.matches(case), (seen.outcome, seen.exit_code, seen.runs_created, seen.cancel_sent,
+                                seen.token_leaked, seen.injected, seen.log[-3000:])
+    if case.exit_code != 0:
+        assert seen.outputs["status"] != "Success"
