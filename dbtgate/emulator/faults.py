@@ -6,7 +6,7 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass
 
-from dbtgate.emulator.scenario import FaultSpec
+from dbtgate.emulator.scenario import KIND_ENDPOINTS, FaultSpec
 
 
 @dataclass(frozen=True)
@@ -55,13 +55,10 @@ class FaultInjector:
 
     @staticmethod
     def _matches(fault: FaultSpec, facts: RequestFacts) -> bool:
-        if fault.kind in ("lose_trigger_response", "delay_trigger_response"):
-            if facts.endpoint not in ("trigger", "rerun") or (fault.endpoint not in ("*", facts.endpoint)):
-                return False
-        elif fault.kind in ("not_found_new_run", "unknown_status"):
-            if facts.endpoint != "get_run":
-                return False
-        elif fault.endpoint not in ("*", facts.endpoint):
+        allowed = KIND_ENDPOINTS.get(fault.kind)
+        if allowed is not None and facts.endpoint not in allowed:
+            return False
+        if fault.endpoint not in ("*", facts.endpoint):
             return False
         if fault.job_id is not None and facts.job_id != fault.job_id:
             return False
