@@ -12,7 +12,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from dbtgate.client import ApiFailure, DbtCloudClient, DeadlineExceeded
 
@@ -107,6 +107,36 @@ def open_inside(root: Path, relative: PurePosixPath) -> BinaryIO:
     return os.fdopen(handle, "wb")
 
 
+class RedactingWriter:
+    """A binary file that replaces each secret with *** as it is written, also across chunk boundaries: a server
+    that echoes the token into run_results.json must not get it onto the runner's disk for a later step to read."""
+
+    def __init__(self, handle: BinaryIO, secrets: tuple[bytes, ...]) -> None:
+        self._handle = handle
+        self._secrets = tuple(secret for secret in secrets if secret)
+        self._keep = max((len(secret) for secret in self._secrets), default=1) - 1
+        self._pending = b""
+
+    def write(self, chunk: bytes) -> int:
+        data = self._pending + chunk
+        for secret in self._secrets:
+            data = data.replace(secret, b"***")
+        # Hold back what could be the start of a secret that the next chunk completes.
+        cut = max(0, len(data) - self._keep)
+        self._handle.write(data[:cut])
+        self._pending = data[cut:]
+        return len(chunk)
+
+    def close(self) -> None:
+        self._handle.write(self._pending)
+        self._pending = b""
+        self._handle.close()
+
+
+def _redacting_open(root: Path, where: PurePosixPath, secrets: tuple[bytes, ...]) -> BinaryIO:
+    return cast(BinaryIO, RedactingWriter(open_inside(root, where), secrets))
+
+
 def artifact_root(directory: Path, workspace: Path) -> tuple[Path, PurePosixPath]:
     """(a folder trusted as it is, the path below it that dbtgate creates without following symlinks).
 
@@ -122,7 +152,8 @@ def artifact_root(directory: Path, workspace: Path) -> tuple[Path, PurePosixPath
 
 
 def collect_artifacts(client: DbtCloudClient, run_id: int, *, workspace: Path, directory: Path | None,
-                      fetch_catalog: bool, extra: tuple[str, ...], max_bytes: int, deadline: float) -> ArtifactReport:
+                      fetch_catalog: bool, extra: tuple[str, ...], max_bytes: int, deadline: float,
+                      secrets: tuple[str, ...] = ()) -> ArtifactReport:
     """Stream run_results.json and manifest.json (and more) into `directory` (to a scratch folder when it is None:
     the report still needs the failed nodes), then read only what the report needs."""
     wanted = ["run_results.json", "manifest.json"]
@@ -143,7 +174,8 @@ def collect_artifacts(client: DbtCloudClient, run_id: int, *, workspace: Path, d
                 continue
             where = base / relative
             try:
-                size = client.download_artifact(run_id, path, functools.partial(open_inside, root, where),
+                opener = functools.partial(_redacting_open, root, where, tuple(x.encode() for x in secrets if x))
+                size = client.download_artifact(run_id, path, opener,
                                                 deadline=deadline, max_bytes=max_bytes)
             except (ApiFailure, DeadlineExceeded) as error:
                 problems.append(f"{path}: could not be downloaded ({error})")

@@ -138,6 +138,7 @@ class _Transfer:
         self.attempt = Attempt(failure="read_timeout")
         self.content = b""
         self.headers: dict[str, str] = {}
+        self.sink_error: OSError | None = None   # the local file could not be written: not the server's fault
 
     def abandon(self) -> None:
         self.abandoned = True
@@ -148,6 +149,28 @@ class _Transfer:
 
 
 Sink = Callable[[], BinaryIO]
+
+
+class _SinkFailed(Exception):
+    """The local file an artifact streams into could not be opened or written (e.g. a symlink refused)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _open_sink(sink: Sink) -> BinaryIO:
+    try:
+        return sink()
+    except OSError as error:
+        raise _SinkFailed(error) from error
+
+
+def _write_sink(target: BinaryIO, chunk: bytes) -> None:
+    try:
+        target.write(chunk)
+    except OSError as error:
+        raise _SinkFailed(error) from error
 
 
 class DbtCloudClient:
@@ -328,6 +351,8 @@ class DbtCloudClient:
         if not finished:
             transfer.abandon()
             return Attempt(failure="read_timeout"), None, None
+        if transfer.sink_error is not None:
+            raise transfer.sink_error
         attempt = transfer.attempt
         if attempt.status is None:
             return attempt, None, None
@@ -353,6 +378,8 @@ class DbtCloudClient:
                   json_body: dict[str, Any] | None, budget: float, sink: Sink | None, limit: int) -> None:
         try:
             transfer.attempt = self._read(transfer, method, url, params, json_body, budget, sink, limit)
+        except _SinkFailed as failed:
+            transfer.sink_error = failed.error
         except Exception:  # the worker must always say it is done; a bug here is a lost answer, not a hang
             transfer.attempt = Attempt(failure="connection_lost")
         finally:
@@ -382,7 +409,7 @@ class DbtCloudClient:
             ok = 200 <= reply.status_code < 300
             # Error pages are read for their message only, and never at length.
             cap = limit if ok else ERROR_BODY_LIMIT
-            target = sink() if (sink is not None and ok) else None
+            target = _open_sink(sink) if (sink is not None and ok) else None
             size, chunks = 0, []
             try:
                 for chunk in reply.iter_content(CHUNK):
@@ -394,7 +421,7 @@ class DbtCloudClient:
                             break  # the start of an error page is enough to explain it
                         return Attempt(failure="too_large", status=None, detail=f"more than {_megabytes(cap)}")
                     if target is not None:
-                        target.write(chunk)
+                        _write_sink(target, chunk)
                     else:
                         chunks.append(chunk)
             finally:

@@ -17,13 +17,12 @@ from dbtgate.clock import Clock
 from dbtgate.config import GateConfig
 from dbtgate.logs import get_logger
 from dbtgate.models import Job, Run, RunStatus, humanize_status
-from dbtgate.polling import AdaptivePolicy, PollState, expected_duration, poll_state
-from dbtgate.progress import ProgressReporter, format_seconds
+from dbtgate.progress import format_seconds
 from dbtgate.signals import Interrupted
+from dbtgate.waiting import RunWatcher
 
 log = get_logger("dbtgate")
 
-NEW_RUN_404_GRACE = 30.0        # a brand-new run can 404 for a few seconds (a known race)
 # After SIGINT the runner sends SIGTERM 7.5 s later and kills the step 2.5 s after that. Finding and cancelling the
 # run gets this much of it (every request is hard-bounded by its deadline), which leaves time to write the report.
 CLEANUP_BUDGET = 4.0
@@ -34,7 +33,6 @@ CANCEL_BUDGET = 15.0
 ARTIFACT_BUDGET = 60.0
 RECONCILE_WAITS = (0.0, 2.0, 5.0)  # look for a run whose trigger answer was lost, three times over ~7 s
 TRIGGER_TRIES = 3
-POLL_INCLUDE = ("run_steps", "trigger")  # steps for progress and logs; trigger for the cause in the summary
 
 
 class Outcome(StrEnum):
@@ -140,8 +138,8 @@ class Gate:
         self.clock = clock
         self.emit = emit or (lambda line: log.info(line))
         self.marker = f" [dbtgate:{marker or secrets.token_hex(4)}]"
-        self.policy = AdaptivePolicy(max_interval=config.interval, min_interval=min(2.0, config.interval))
-        self.progress = ProgressReporter(self.emit)
+        self.watcher = RunWatcher(client, clock, emit=self.emit, interval=config.interval,
+                                  api_timeout=config.api_timeout)
         self._run: Run | None = None
         self._job: Job | None = None
         self._adopted = False
@@ -323,56 +321,12 @@ class Gate:
 
     # ---- wait ---------------------------------------------------------------------------------------------
     def _wait(self, run: Run) -> Run | None:
-        """Poll until the run is terminal; None when the deadline passes first."""
-        deadline = self._deadline
-        seen_at = self.clock.monotonic()
-        grace_until = seen_at + NEW_RUN_404_GRACE
-        history = self._history(run)
-        warned_unknown = False
-        while True:
-            self._run = run
-            waited = self.clock.monotonic() - seen_at
-            state = self._poll_state(run, waited, history)
-            self.progress.observe(run, waited, state.progress, state.total_steps)
-            if run.is_terminal:
-                return run
-            if run.status is None and not warned_unknown:
-                warned_unknown = True
-                self.emit(f"Run {run.id} reports status code {run.status_code}, which dbtgate does not know; it is "
-                          "not treated as success. Waiting for dbt Cloud to mark the run complete.")
-            now = self.clock.monotonic()
-            if now >= deadline:
-                return None
-            delay = self.policy.next_delay(state)
-            self.clock.sleep(min(delay, max(0.0, deadline - now)))
-            if self.clock.monotonic() >= deadline:
-                # One last look so a run that just finished is reported as it is, not as a timeout.
-                last_look = self.clock.monotonic() + min(10.0, self.config.api_timeout)
-                run = self.client.get_run(run.id, POLL_INCLUDE, deadline=last_look)
-                self._run = run
-                self.progress.observe(run, self.clock.monotonic() - seen_at)
-                return run if run.is_terminal else None
-            run = self.client.get_run(run.id, POLL_INCLUDE, deadline=deadline, not_found_grace_until=grace_until)
-
-    def _poll_state(self, run: Run, waited: float, history: float | None) -> PollState:
-        return poll_state(run, waited, history, total_steps=self._total_steps(),
-                          rate_limited=self.client.rate_limited_recently())
-
-    def _total_steps(self) -> int | None:
-        """Steps a run of this job will have: the setup steps dbt Cloud adds, then each command."""
+        """Watch the run to its end (None: the deadline came first); the gate always knows the run as last seen."""
         commands = self.config.trigger.steps_override or (self._job.execute_steps if self._job else ())
-        return len(commands) + 2 if commands else None
+        return self.watcher.wait(run, deadline=self._deadline, commands=commands, seen=self._seen)
 
-    def _history(self, run: Run) -> float | None:
-        """Typical duration of this job's runs, for the polling policy. Best effort: one list call."""
-        job_id = run.job_id or self.config.job_id
-        if job_id is None:
-            return None
-        try:
-            return expected_duration(self.client.list_runs(job_id, limit=10, statuses=(10, 20), include=(),
-                                                           deadline=self._deadline))
-        except ApiFailure:
-            return None
+    def _seen(self, run: Run) -> None:
+        self._run = run
 
     # ---- endings ------------------------------------------------------------------------------------------
     def _cancel_run(self, run: Run, budget: float, why: str) -> CancelAttempt:
@@ -476,7 +430,8 @@ class Gate:
                                    directory=self.config.artifacts_dir if wants_files else None,
                                    fetch_catalog=self.config.fetch_catalog and wants_files,
                                    extra=self.config.extra_artifacts if wants_files else (),
-                                   max_bytes=self.config.max_artifact_size, deadline=deadline)
+                                   max_bytes=self.config.max_artifact_size, deadline=deadline,
+                                   secrets=(self.config.token,))
         if wants_files:
             for path in report.missing:
                 log.warning(f"Run {run.id} produced no {path}; nothing to download (a warning, not a failure).")

@@ -86,7 +86,7 @@ def test_the_client_never_logs_the_token_even_without_dbtgates_log_setup(capsys:
     import dbtgate.logs
     dbtgate.logs._pending = None
     with Emulator(scenario()) as emulator:
-        DbtCloudClient(emulator.url, TOKEN, 1, clock=VirtualClock()).get_job(1)
+        DbtCloudClient(emulator.url, TOKEN, 1, clock=VirtualClock()).get_job(1, deadline=60.0)
     printed = capsys.readouterr()  # type: ignore[attr-defined]
     assert "dbt Cloud request" in printed.out + printed.err, "the debug line must have been printed"
     assert TOKEN not in printed.out + printed.err

@@ -168,7 +168,7 @@ def test_peak_memory_stays_under_300_mb(emulator_factory: EmulatorFactory, tmp_p
 # ---- the fault matrix rows added for this issue ---------------------------------------------------------------
 HOSTILE = [case for case in CASES if case.name.startswith((
     "hostile", "status-humanized", "foreign", "envelope", "trigger-null", "trigger-string", "retry-", "huge",
-    "gzip"))]
+    "gzip", "poll-trickle", "list-ignores"))]
 
 
 @pytest.mark.parametrize("case", HOSTILE, ids=[case.name for case in HOSTILE])
@@ -178,3 +178,106 @@ def test_hostile_matrix_case(case: Any) -> None:
                                 seen.token_leaked, seen.injected, seen.log[-3000:])
     if case.exit_code != 0:
         assert seen.outputs["status"] != "Success"
+
+
+# ---- 6. artifacts land inside the workspace only ----------------------------------------------------------------
+def test_a_symlinked_target_is_not_followed_out_of_the_workspace(emulator_factory: EmulatorFactory,
+                                                                 tmp_path: Path) -> None:
+    emulator = emulator_factory(time_scale=FAST)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "target").symlink_to(outside, target_is_directory=True)
+    step = run_step(inputs(emulator, 1), workspace)
+    assert step.exit_code == 0, step.log  # the run succeeded; saving its files is not what decides
+    assert list(outside.iterdir()) == [], "a write followed the symlink out of the workspace"
+    assert "could not be written" in step.summary
+
+
+def test_an_artifact_path_from_dbt_cloud_cannot_climb_out(tmp_path: Path) -> None:
+    from dbtgate.artifacts import _safe_relative, open_inside
+    assert _safe_relative("../../etc/passwd") is None and _safe_relative("/etc/passwd") is None
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / "link").symlink_to(tmp_path)
+    from pathlib import PurePosixPath
+    with pytest.raises(OSError):
+        open_inside(tmp_path / "root", PurePosixPath("link/x.json"))
+    with open_inside(tmp_path / "root", PurePosixPath("a/b/c.json")) as handle:
+        handle.write(b"{}")
+    assert (tmp_path / "root" / "a" / "b" / "c.json").read_bytes() == b"{}"
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 64])
+def test_the_token_is_redacted_from_saved_artifacts_across_chunk_boundaries(tmp_path: Path, chunk: int) -> None:
+    import io
+
+    from dbtgate.artifacts import RedactingWriter
+    data = f'{{"message": "echo {TOKEN} and {TOKEN[:5]}", "t": "{TOKEN}{TOKEN}"}}'.encode()
+    sink = io.BytesIO()
+    writer = RedactingWriter(sink, (TOKEN.encode(),))
+    for start in range(0, len(data), chunk):
+        writer.write(data[start:start + chunk])
+    sink.close = lambda: None  # type: ignore[method-assign]
+    writer.close()
+    assert sink.getvalue() == data.replace(TOKEN.encode(), b"***")
+
+
+# ---- 10. the summary cannot be forged ---------------------------------------------------------------------------
+@pytest.mark.parametrize("href", ["https://x/y\n# Fake heading", "https://x/y\t[a](https://evil)", "javascript:x",
+                                  "https://x/y)](https://evil", "  https://x"])
+def test_only_plain_http_links_reach_the_summary(href: str) -> None:
+    from dbtgate.summary import _safe_url
+    url = _safe_url(href)
+    assert url == "#" or (url.startswith(("http://", "https://")) and not any(c in url for c in "\n\t ()[]|"))
+
+
+# ---- 4b. a run is reused only if it builds what this gate would build -------------------------------------------
+def test_reuse_needs_every_build_setting_to_match() -> None:
+    from dbtgate.gate import reuse_mismatch
+    from dbtgate.models import Run
+    def run(status: int = 3, job: int = 1, **trigger: object) -> Run:
+        return Run.from_api({"id": 5, "job_definition_id": job, "status": status,
+                             "trigger": {"cause": "x", **trigger}})
+    wanted: dict[str, object] = {"git_branch": "main"}
+    assert reuse_mismatch(wanted, run(git_branch="main"), 1) == ""
+    assert "schema_override" in reuse_mismatch(wanted, run(git_branch="main", schema_override="other"), 1)
+    assert "steps_override" in reuse_mismatch(wanted, run(git_branch="main", steps_override=["dbt run"]), 1)
+    assert "threads_override" in reuse_mismatch(wanted, run(git_branch="main", threads_override=1), 1)
+    assert "git_branch" in reuse_mismatch(wanted, run(git_branch="dev"), 1)
+    assert "not in flight" in reuse_mismatch(wanted, run(status=20, git_branch="main"), 1)
+    assert "job" in reuse_mismatch(wanted, run(job=2, git_branch="main"), 1)
+    assert "did not say" in reuse_mismatch(wanted, Run.from_api({"id": 5, "job_definition_id": 1, "status": 3}), 1)
+
+
+def test_a_list_that_ignores_its_filters_cannot_make_a_finished_failed_run_look_reusable() -> None:
+    """The first gate leaves a failed run; the second asks for in-flight runs only, the list returns it anyway."""
+    from dbtgate.clock import VirtualClock
+    from tests.conftest import scenario
+    from tests.fault_matrix import run_gate
+
+    clock = VirtualClock()
+    with Emulator(scenario([{"kind": "ignore_filters", "count": 0}]), clock=clock) as emulator:
+        first = run_gate(emulator, clock, {"dbt_cloud_job_id": "2"})
+        assert first.outcome == "error"
+        second = run_gate(emulator, clock, {"dbt_cloud_job_id": "2", "reuse_existing_run": "true"})
+        assert len(emulator.log.of("trigger")) == 2, "nothing was triggered: a finished run was 'reused'"
+        assert second.outputs["run_id"] != first.outputs["run_id"]
+        assert "is not reused" in second.log
+
+
+def test_an_in_flight_run_with_other_settings_is_not_reused() -> None:
+    from dbtgate.clock import VirtualClock
+    from tests.conftest import scenario
+    from tests.fault_matrix import run_gate
+
+    clock = VirtualClock()
+    with Emulator(scenario(), clock=clock) as emulator:
+        import requests
+        requests.post(f"{emulator.url}/api/v2/accounts/1/jobs/4/run/", timeout=10,
+                      headers={"Authorization": f"Token {TOKEN}"},
+                      json={"cause": "someone else", "schema_override": "dbt_other"}).raise_for_status()
+        seen = run_gate(emulator, clock, {"dbt_cloud_job_id": "4", "reuse_existing_run": "true", "timeout": "5m",
+                                          "cancel_on_timeout": "false"})
+        assert len(emulator.log.of("trigger")) == 2
+        assert "schema_override is 'dbt_other'" in seen.log
