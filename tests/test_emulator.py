@@ -181,8 +181,8 @@ def test_an_error_run_has_a_failing_node_in_its_log_and_artifacts(api: Api, cloc
     assert data["status"] == 20 and data["is_error"]
     failing = data["run_steps"][-1]
     assert failing["status"] == 20
-    assert "FAIL not_null_orders_order_id" in failing["logs"]
-    assert "Failure in test not_null_orders_order_id (models/marts/schema.yml)" in failing["logs"]
+    assert "FAIL 3 not_null_orders_order_id ...." in failing["logs"]  # dbt's own words, with the failure count
+    assert "[ERROR]: in test not_null_orders_order_id (models/marts/schema.yml)" in failing["logs"]
     paths = api.get(f"runs/{run['id']}/artifacts/").json()["data"]
     assert {"manifest.json", "run_results.json"} <= set(paths)
     results = api.get(f"runs/{run['id']}/artifacts/run_results.json").json()["results"]

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from dbtgate.emulator.content import DEFAULT_FAILURES, NodeResult, resolve_node
+from dbtgate.emulator.project import SAMPLE_PACKAGE, NodeResult, ProjectSpec, sample_node
 
 ENDPOINTS = frozenset({"trigger", "rerun", "retry", "retry_details", "get_run", "list_runs", "cancel",
                        "list_artifacts", "get_artifact", "get_job", "list_jobs", "*"})
@@ -81,6 +81,13 @@ DEFAULT_SIZES = {"huge_body": 64 * 1024 * 1024, "gzip_bomb": 1024 * 1024 * 1024}
 OUTCOMES = frozenset({"success", "error", "cancelled"})
 
 
+DEFAULT_FAILURES: tuple[NodeResult, ...] = (
+    NodeResult(f"test.{SAMPLE_PACKAGE}.not_null_orders_order_id", "fail", "Got 3 results, configured to fail if != 0",
+               0.61, 3),
+)
+SIZES = {"small": 15, "medium": 120, "large": 800, "huge": 5000}
+
+
 class ScenarioError(ValueError):
     """A scenario file that does not say what it means; the message names the field."""
 
@@ -104,6 +111,19 @@ class JobSpec:
     warnings: tuple[NodeResult, ...] = ()
     project_id: int = 1
     environment_id: int = 1
+    # The shape of its runs (docs/emulator.md, "Run shapes").
+    project: ProjectSpec | None = None     # None: the small jaffle_shop sample project
+    failure_at: float = 0.5                # where in the run a failure happens (fraction), when none is named
+    failure_node_type: str = "test"        # model | test | source
+    explicit_failures: bool = False        # `failures:` was given
+    finalize_seconds: tuple[float, float] = (1.0, 6.0)
+    queue_range: tuple[float, float] | None = None
+    duration_median: float | None = None   # seconds the main dbt command takes in a typical run (project jobs)
+    duration_spread: float = 0.0           # log-normal sigma of run-to-run variation
+    slow_runs: float = 0.0                 # fraction of runs that take about twice as long
+    seed: int = 0
+    history: int = 0                       # finished runs that exist before the emulator starts
+    cron: str | None = None
 
     def outcome_for(self, attempt: int) -> str:
         """The outcome of the job's attempt-th run (0-based); the last listed outcome repeats."""
@@ -188,7 +208,7 @@ def parse_scenario(raw: dict[str, Any]) -> Scenario:
     )
 
 
-def _node_results(items: Any, where: str, default_status: str) -> tuple[NodeResult, ...]:
+def _node_results(items: Any, where: str, default_status: str, shaped: bool = False) -> tuple[NodeResult, ...]:
     if not isinstance(items, list):
         raise ScenarioError(f"{where} must be a list of {{node, status, message}}")
     results = []
@@ -197,7 +217,13 @@ def _node_results(items: Any, where: str, default_status: str) -> tuple[NodeResu
             item = {"node": item}
         if not isinstance(item, dict) or "node" not in item:
             raise ScenarioError(f"{where}: each entry needs a node (a unique id or a name)")
-        node = resolve_node(str(item["node"]))
+        if shaped:
+            status = str(item.get("status", default_status))
+            results.append(NodeResult(str(item["node"]), status, str(item.get("message", "")),
+                                      float(item.get("execution_time", 0.8)),
+                                      int(item["failures"]) if "failures" in item else None))
+            continue
+        node = sample_node(str(item["node"]))
         status = str(item.get("status", default_status))
         default_message = "Got 1 result, configured to warn if != 0" if status == "warn" else (
             "Got 1 result, configured to fail if != 0" if node.resource_type == "test" else
@@ -213,7 +239,9 @@ def _parse_job(item: Any, index: int) -> JobSpec:
     where = f"jobs[{index}]"
     if not isinstance(item, dict) or "id" not in item:
         raise ScenarioError(f"{where} needs at least an id")
-    known = set(JobSpec.__dataclass_fields__) | {"outcome"}
+    known = (set(JobSpec.__dataclass_fields__) - {"failure_at", "failure_node_type", "explicit_failures",
+                                                  "queue_range", "duration_median", "duration_spread", "slow_runs"}
+             | {"outcome", "failure", "duration", "size", "schedule"})
     unknown = set(item) - known
     if unknown:
         raise ScenarioError(f"{where}: unknown key(s) {sorted(unknown)}")
@@ -227,9 +255,17 @@ def _parse_job(item: Any, index: int) -> JobSpec:
         raise ScenarioError(f"{where}.execute_steps must be a list of dbt commands")
     kwargs: dict[str, Any] = {"id": int(item["id"]), "name": str(item.get("name", f"Job {item['id']}")),
                               "execute_steps": tuple(steps), "outcomes": outcomes}
-    for key in ("queue_seconds", "start_seconds", "setup_seconds"):
+    for key in ("start_seconds", "setup_seconds"):
         if key in item:
             kwargs[key] = float(item[key])
+    if "queue_seconds" in item:
+        low, high = _range(item["queue_seconds"], f"{where}.queue_seconds")
+        kwargs["queue_seconds"] = low
+        if high != low:
+            kwargs["queue_range"] = (low, high)
+    if "finalize_seconds" in item:
+        kwargs["finalize_seconds"] = _range(item["finalize_seconds"], f"{where}.finalize_seconds")
+    shaped = _parse_shape(item, where, kwargs)
     if isinstance(item.get("run_seconds"), list):
         per_run = tuple(float(value) for value in item["run_seconds"])
         if not per_run:
@@ -244,10 +280,83 @@ def _parse_job(item: Any, index: int) -> JobSpec:
         if key in item:
             kwargs[key] = bool(item[key])
     if "failures" in item:
-        kwargs["failures"] = _node_results(item["failures"], f"{where}.failures", "fail")
+        kwargs["failures"] = _node_results(item["failures"], f"{where}.failures", "fail", shaped)
+        kwargs["explicit_failures"] = True
     if "warnings" in item:
-        kwargs["warnings"] = _node_results(item["warnings"], f"{where}.warnings", "warn")
+        kwargs["warnings"] = _node_results(item["warnings"], f"{where}.warnings", "warn", shaped)
     return JobSpec(**kwargs)
+
+
+def _range(value: Any, where: str) -> tuple[float, float]:
+    """A number or a [low, high] pair of non-negative seconds."""
+    try:
+        if isinstance(value, list):
+            if len(value) != 2:
+                raise ValueError
+            low, high = float(value[0]), float(value[1])
+        else:
+            low = high = float(value)
+    except (TypeError, ValueError):
+        raise ScenarioError(f"{where} must be seconds or [low, high]") from None
+    if low < 0 or high < low:
+        raise ScenarioError(f"{where} must be non-negative with low <= high")
+    return low, high
+
+
+def _parse_shape(item: dict[str, Any], where: str, kwargs: dict[str, Any]) -> bool:
+    """The run-shape keys: project, size, failure, duration, seed, history, schedule. True for a generated project."""
+    seed = int(item.get("seed", 0))
+    kwargs["seed"] = seed
+    if "history" in item:
+        kwargs["history"] = max(0, int(item["history"]))
+    if item.get("schedule") is not None:
+        kwargs["cron"] = str(item["schedule"])
+    raw = item.get("project")
+    if "size" in item:
+        size = item["size"]
+        models = SIZES.get(str(size)) if not isinstance(size, int) else size
+        if models is None:
+            raise ScenarioError(f"{where}.size must be one of {sorted(SIZES)} or a number of models")
+        raw = {**(raw or {}), "models": models}
+    if raw is not None:
+        if not isinstance(raw, dict):
+            raise ScenarioError(f"{where}.project must be a mapping such as {{models: 60, threads: 4}}")
+        unknown = set(raw) - {"models", "seed", "threads", "packages", "colour", "color", "name"}
+        if unknown:
+            raise ScenarioError(f"{where}.project: unknown key(s) {sorted(unknown)}")
+        threads = int(raw.get("threads", 4))
+        if not 1 <= threads <= 64:
+            raise ScenarioError(f"{where}.project.threads must be 1..64")
+        kwargs["project"] = ProjectSpec(
+            models=max(0, int(raw.get("models", 0))), seed=int(raw.get("seed", seed)), threads=threads,
+            packages=bool(raw.get("packages", False)), colour=bool(raw.get("colour", raw.get("color", False))),
+            name=str(raw.get("name", "analytics")))
+    failure = item.get("failure")
+    if failure is not None:
+        if not isinstance(failure, dict):
+            raise ScenarioError(f"{where}.failure must be a mapping such as {{at: 0.3, node_type: model}}")
+        at = float(failure.get("at", 0.5))
+        node_type = str(failure.get("node_type", "test"))
+        if not 0 <= at <= 1 or node_type not in ("model", "test", "source"):
+            raise ScenarioError(f"{where}.failure needs at in [0, 1] and node_type model, test or source")
+        kwargs["failure_at"], kwargs["failure_node_type"] = at, node_type
+    duration = item.get("duration")
+    generated = kwargs.get("project") is not None and kwargs["project"].models > 0
+    if isinstance(duration, dict):
+        if "median" in duration:
+            kwargs["duration_median"] = float(duration["median"])
+        kwargs["duration_spread"] = float(duration.get("spread", 0.15))
+        kwargs["slow_runs"] = float(duration.get("slow", 0.1))
+    elif duration is not None:
+        kwargs["duration_median"] = float(duration)
+    if generated:
+        kwargs.setdefault("duration_spread", 0.15)
+        kwargs.setdefault("slow_runs", 0.1)
+        if "duration_median" not in kwargs and "run_seconds" in item and not isinstance(item["run_seconds"], list):
+            kwargs["duration_median"] = float(item["run_seconds"])
+    if kwargs.get("duration_median") is not None and kwargs["duration_median"] <= 0:
+        raise ScenarioError(f"{where}.duration must be positive")
+    return kwargs.get("project") is not None
 
 
 def _parse_fault(item: Any, index: int) -> FaultSpec:

@@ -3,34 +3,66 @@
 A run's whole life is derived from a few facts (when it was created, what it runs, how it ends, when someone
 cancelled it) plus the job's queue: runs of one job execute one after another. Nothing ticks in the background;
 every read computes the state at "now" on the emulator's clock, so a virtual clock can jump hours in one call.
+What each dbt command prints and produces comes from dbtgate.emulator.project, computed once when the run is
+created (relative to the step's start) and rendered up to "now" on each read.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
+import random
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dbtgate.clock import Clock
-from dbtgate.emulator import content
-from dbtgate.emulator.content import NodeResult
+from dbtgate.emulator import project as dbt
+from dbtgate.emulator.project import NodeResult, Project, RunShape, StepLog
 from dbtgate.emulator.scenario import JobSpec, Scenario
 
 QUEUED, STARTING, RUNNING, SUCCESS, ERROR, CANCELLED = 1, 2, 3, 10, 20, 30
 HUMANIZED = {QUEUED: "Queued", STARTING: "Starting", RUNNING: "Running", SUCCESS: "Success", ERROR: "Error",
              CANCELLED: "Cancelled"}
 CANCELLED_BY_USER = "Cancelled by user."
-LOG_TAIL_LINES = 1000
+LOG_TAIL_LINES = dbt.TAIL_LINES
+SETUP_STEPS = ("Clone git repository", "Create profile from connection Snowflake")
+MAX_TIMEOUT_SECONDS = 10 ** 9
+
+
+class RetryRefused(Exception):
+    """dbt Cloud would refuse to retry this run; `reason` is its retry_not_supported_reason value."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class RunFilters:
+    """The extra filters of GET runs/ (all optional). Ranges are (from, to), either end open with None."""
+
+    pk: int | None = None
+    pk__in: frozenset[int] | None = None
+    id__gt: int | None = None
+    project_id: int | None = None
+    environment_id: int | None = None
+    created_at__range: tuple[datetime | str | None, datetime | str | None] | None = None
+    finished_at__range: tuple[datetime | str | None, datetime | str | None] | None = None
 
 
 @dataclass(frozen=True)
 class PlannedStep:
     name: str
     command: str | None          # None for the setup steps
-    duration: float
+    log: StepLog
     results: tuple[NodeResult, ...] = ()
     fails: bool = False
+
+    @property
+    def duration(self) -> float:
+        return self.log.duration
 
 
 @dataclass
@@ -44,11 +76,17 @@ class RunRecord:
     timeout_seconds: int
     git_sha: str
     git_branch: str
+    project: Project
+    colour: bool = False
+    queue_seconds: float = 0.0
+    finalize_seconds: float = 0.0
     retry_of: int | None = None
+    history: bool = False
     cancelled_at: float | None = None
     # Filled in by the job's schedule on every read.
     dequeued: float | None = None
     started: float | None = None
+    steps_end: float = 0.0
     finished: float = 0.0
     final_status: int = SUCCESS
     final_message: str | None = None
@@ -62,6 +100,10 @@ class RunRecord:
                 return self.steps[: position + 1]
         return self.steps
 
+    @property
+    def failed_step(self) -> int | None:
+        return next((i for i, step in enumerate(self.steps) if step.fails), None)
+
 
 def _timestamp(moment: float | None) -> str | None:
     if moment is None:
@@ -74,11 +116,91 @@ def _hms(seconds: float) -> str:
     return f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
-def _humanize_seconds(seconds: float) -> str:
+_UNITS = ((365 * 86400, "year"), (30 * 86400, "month"), (7 * 86400, "week"), (86400, "day"), (3600, "hour"),
+          (60, "minute"), (1, "second"))
+
+
+def _humanize(seconds: float, smallest: int) -> str:
+    """Django's timesince, as dbt Cloud prints it: the largest unit and the next one if non-zero."""
     whole = max(0, int(seconds))
-    parts = [(whole // 3600, "hour"), (whole % 3600 // 60, "minute"), (whole % 60, "second")]
-    words = [f"{n} {unit}{'s' if n != 1 else ''}" for n, unit in parts if n]
-    return ", ".join(words) or "0 seconds"
+    units = [u for u in _UNITS if u[0] >= smallest]
+    for position, (size, name) in enumerate(units):
+        count = whole // size
+        if count:
+            words = [f"{count} {name}{'s' if count != 1 else ''}"]
+            if position + 1 < len(units):
+                next_size, next_name = units[position + 1]
+                rest = (whole - count * size) // next_size
+                if rest:
+                    words.append(f"{rest} {next_name}{'s' if rest != 1 else ''}")
+            return ", ".join(words)
+    return f"0 {units[-1][1]}s"
+
+
+def _humanize_seconds(seconds: float) -> str:
+    """A duration: "37 seconds", "2 minutes, 5 seconds", "1 day, 3 hours"."""
+    return _humanize(seconds, 1)
+
+
+def _timesince(seconds: float) -> str:
+    """A moment in the past: "0 minutes", "3 months, 3 weeks" (to which dbt Cloud adds " ago")."""
+    return _humanize(seconds, 60)
+
+
+def _parse_moment(value: datetime | str | None) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+def _cron_humanized(cron: str) -> str:
+    fields = cron.split()
+    if len(fields) == 5 and fields[2:] == ["*", "*", "*"] and fields[0].isdigit() and fields[1].isdigit():
+        return f"At {int(fields[1]):02d}:{int(fields[0]):02d}"
+    if len(fields) == 5 and fields[1:] == ["*", "*", "*", "*"] and fields[0].isdigit():
+        return f"At {int(fields[0])} minutes past the hour"
+    return f"Custom cron schedule ({cron})"
+
+
+def _next_cron(cron: str, after: float) -> float | None:
+    fields = cron.split()
+    if len(fields) != 5 or not fields[0].isdigit():
+        return None
+    moment = datetime.fromtimestamp(after, UTC).replace(second=0, microsecond=0)
+    if fields[1].isdigit():
+        candidate = moment.replace(hour=int(fields[1]), minute=int(fields[0]))
+        step = timedelta(days=1)
+    else:
+        candidate = moment.replace(minute=int(fields[0]))
+        step = timedelta(hours=1)
+    while candidate.timestamp() <= after:
+        candidate += step
+    return candidate.timestamp()
+
+
+def _safe_timeout(value: Any, default: int) -> int:
+    """Any timeout the body carries, never raising: non-numbers fall back, negatives mean none, huge is capped."""
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return default
+    if math.isnan(number) or number <= 0:
+        return 0
+    return int(min(number, MAX_TIMEOUT_SECONDS))
+
+
+def _safe_threads(value: Any, default: int) -> int:
+    try:
+        threads = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return default
+    return threads if 1 <= threads <= 64 else default
 
 
 class World:
@@ -94,6 +216,8 @@ class World:
         self._runs: dict[int, RunRecord] = {}
         self._next_run_id = scenario.first_run_id
         self._lock = threading.RLock()
+        for job in scenario.jobs:
+            self._make_history(job)
 
     # ---- time ---------------------------------------------------------------------------------------------
     def now(self) -> float:
@@ -107,35 +231,57 @@ class World:
     # ---- commands -----------------------------------------------------------------------------------------
     def trigger(self, job: JobSpec, body: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            attempt = sum(1 for run in self._runs.values() if run.job.id == job.id)
-            commands = tuple(body.get("steps_override") or job.execute_steps)
+            attempt = self._attempt(job)
+            steps = body.get("steps_override")
+            commands = tuple(str(s) for s in steps) if isinstance(steps, list) and steps else job.execute_steps
             generate_docs = body.get("generate_docs_override")
             if generate_docs is None:
                 generate_docs = job.generate_docs
-            timeout = body.get("timeout_seconds_override")
-            record = self._new_run(job, body, commands, job.outcome_for(attempt), bool(generate_docs),
-                                   int(timeout) if timeout is not None else job.timeout_seconds, attempt=attempt)
+            timeout = _safe_timeout(body.get("timeout_seconds_override"), job.timeout_seconds)
+            record = self._new_run(job, body, commands, job.outcome_for(attempt), bool(generate_docs), timeout,
+                                   attempt=attempt)
             return self.run_json(record.id, frozenset({"trigger", "job"}))
 
     def rerun(self, job: JobSpec) -> dict[str, Any]:
-        """Retry the job's latest run from its failed step if it can be retried, else start a fresh run."""
+        """Act on the job's latest run: retry it from its failed step if it can be, else start a plain new run."""
         with self._lock:
             runs = self._job_runs(job.id)
-            attempt = len(runs)
             latest = runs[-1] if runs else None
-            outcome = job.outcome_for(attempt)
-            if latest is not None and self._retry_refusal(latest) is None:
-                failed = next(i for i, step in enumerate(latest.steps) if step.fails)
-                remaining = [step.command for step in latest.steps[failed + 1:] if step.command]
-                commands = ("dbt retry", *remaining)
-                body = {**latest.trigger, "cause": f"Retry of run {latest.id} from the point of failure"}
-                record = self._new_run(job, body, commands, outcome, False, latest.timeout_seconds,
-                                       retry_of=latest.id, attempt=attempt)
-            else:
-                body = {"cause": "Rerun via API"}
-                record = self._new_run(job, body, job.execute_steps, outcome, job.generate_docs, job.timeout_seconds,
-                                       attempt=attempt)
+            if latest is not None:
+                self._schedule(job.id)
+                if self._retry_refusal(latest) is None:
+                    return self._retry(latest)
+            attempt = self._attempt(job)
+            record = self._new_run(job, {"cause": "Rerun via API"}, job.execute_steps, job.outcome_for(attempt),
+                                   job.generate_docs, job.timeout_seconds, attempt=attempt)
             return self.run_json(record.id, frozenset({"trigger", "job"}))
+
+    def retry_run(self, run_id: int) -> dict[str, Any]:
+        """POST runs/{id}/retry/: retry that run from its failed step; RetryRefused(reason) when dbt Cloud would not.
+
+        KeyError for an unknown run.
+        """
+        with self._lock:
+            record = self._runs[run_id]
+            self._schedule(record.job.id)
+            reason = self._retry_refusal(record)
+            if reason is not None:
+                raise RetryRefused(reason)
+            return self._retry(record)
+
+    def retry_details(self, run_id: int) -> dict[str, Any]:
+        """GET runs/{id}/retry/: the failed step's command and the commands it skipped (RunFailureDetailsResponse).
+
+        RetryRefused("RETRY_NOT_FAILED_RUN") for a run that has not failed; KeyError for an unknown run.
+        """
+        with self._lock:
+            record = self._runs[run_id]
+            self._schedule(record.job.id)
+            failed = record.failed_step
+            if self._status_at(record, self.now()) != ERROR or failed is None:
+                raise RetryRefused("RETRY_NOT_FAILED_RUN")
+            return {"failed_step": record.steps[failed].command,
+                    "skipped_steps": [s.command for s in record.steps[failed + 1:] if s.command]}
 
     def cancel(self, run_id: int) -> dict[str, Any] | None:
         with self._lock:
@@ -166,8 +312,9 @@ class World:
             return record.finished - self._epoch
 
     def run_ids(self) -> list[int]:
+        """The runs created since the emulator started (not the pre-populated history)."""
         with self._lock:
-            return sorted(self._runs)
+            return sorted(run_id for run_id, record in self._runs.items() if not record.history)
 
     def run_json(self, run_id: int, include: frozenset[str] = frozenset()) -> dict[str, Any]:
         with self._lock:
@@ -176,7 +323,7 @@ class World:
             return self._render_run(record, self.now(), include)
 
     def list_runs(self, *, job_id: int | None, statuses: set[int] | None, order_by: str, limit: int, offset: int,
-                  include: frozenset[str]) -> tuple[list[dict[str, Any]], int]:
+                  include: frozenset[str], filters: RunFilters | None = None) -> tuple[list[dict[str, Any]], int]:
         with self._lock:
             for job in {run.job.id for run in self._runs.values()}:
                 self._schedule(job)
@@ -185,6 +332,8 @@ class World:
                     if job_id is None or record.job.id == job_id]
             if statuses is not None:
                 rows = [(record, status) for record, status in rows if status in statuses]
+            if filters is not None:
+                rows = [(record, status) for record, status in rows if self._matches(record, status, filters, now)]
             descending = order_by.startswith("-")
             key = order_by.lstrip("-")
 
@@ -198,8 +347,45 @@ class World:
                 return (float(record.id), record.id)
 
             rows.sort(key=sort_key, reverse=descending)
-            page = rows[offset: offset + limit]
+            page = rows[max(0, offset): max(0, offset) + max(0, limit)]
             return [self._render_run(record, now, include) for record, _ in page], len(rows)
+
+    @staticmethod
+    def _matches(record: RunRecord, status: int, filters: RunFilters, now: float) -> bool:
+        if filters.pk is not None and record.id != filters.pk:
+            return False
+        if filters.pk__in is not None and record.id not in filters.pk__in:
+            return False
+        if filters.id__gt is not None and record.id <= filters.id__gt:
+            return False
+        if filters.project_id is not None and record.job.project_id != filters.project_id:
+            return False
+        if filters.environment_id is not None and record.job.environment_id != filters.environment_id:
+            return False
+        for bounds, moment in ((filters.created_at__range, record.created),
+                               (filters.finished_at__range,
+                                record.finished if status in (SUCCESS, ERROR, CANCELLED) else None)):
+            if bounds is None:
+                continue
+            low, high = (_parse_moment(bounds[0]), _parse_moment(bounds[1]))
+            if moment is None or (low is not None and moment < low) or (high is not None and moment > high):
+                return False
+        return True
+
+    def list_jobs(self, project_id: int | None = None, environment_id: int | None = None,
+                  name_contains: str | None = None, limit: int = 100, offset: int = 0,
+                  order_by: str = "id") -> tuple[list[dict[str, Any]], int]:
+        """GET jobs/: the scenario's jobs, filtered (name case-insensitively), ordered by id or name, one page."""
+        with self._lock:
+            jobs = [job for job in self.scenario.jobs
+                    if (project_id is None or job.project_id == project_id)
+                    and (environment_id is None or job.environment_id == environment_id)
+                    and (not name_contains or name_contains.lower() in job.name.lower())]
+            key = order_by.lstrip("-")
+            jobs.sort(key=lambda job: (job.name.lower(), job.id) if key == "name" else (job.id, job.id),
+                      reverse=order_by.startswith("-"))
+            page = jobs[max(0, offset): max(0, offset) + max(0, limit)]
+            return [self.job_json(job) for job in page], len(jobs)
 
     def artifact_paths(self, run_id: int, step: int | None) -> list[str]:
         with self._lock:
@@ -207,13 +393,14 @@ class World:
             return self._paths_of(*source) if source is not None else []
 
     @staticmethod
-    def _paths_of(record: RunRecord, planned: PlannedStep) -> list[str]:
+    def _paths_of(record: RunRecord, planned: PlannedStep, began: float) -> list[str]:
         paths = ["manifest.json"]
         if planned.results:
             paths.append("run_results.json")
-            paths.extend(f"compiled/{content.PACKAGE}/{content.NODES_BY_ID[r.unique_id].original_file_path}"
-                         for r in planned.results if r.unique_id in content.NODES_BY_ID
-                         and content.NODES_BY_ID[r.unique_id].resource_type == "model")
+            nodes = record.project.nodes
+            paths.extend(f"compiled/{record.project.name}/{nodes[r.index].original_file_path}"
+                         for r in planned.log.runs if nodes[r.index].resource_type == "model"
+                         and r.status != "skipped")
         if any(s.command == "dbt docs generate" for s in record.executed_steps):
             paths.append("catalog.json")
         return paths
@@ -223,50 +410,130 @@ class World:
             source = self._artifact_step(run_id, step)
             if source is None or path not in self._paths_of(*source):
                 return None
-            record, planned = source
-            generated = _timestamp(record.finished) or ""
-            generated_iso = generated.replace(" ", "T")
+            record, planned, began = source
+            generated_iso = dbt._iso(record.finished)
             if path == "run_results.json":
-                return content.run_results_json(planned.command or "", list(planned.results), generated_iso,
-                                                planned.duration)
+                return dbt.run_results_json(record.project, planned.log, began, record.id)
             if path == "manifest.json":
-                return content.manifest_json(generated_iso)
+                return dbt.manifest_json(record.project, generated_iso)
             if path == "catalog.json":
-                return content.catalog_json(generated_iso)
+                return dbt.catalog_json(record.project, generated_iso)
             return f"-- compiled SQL for {path}\nselect 1 as id\n"
 
     # ---- internals ----------------------------------------------------------------------------------------
+    def _attempt(self, job: JobSpec) -> int:
+        return sum(1 for run in self._runs.values() if run.job.id == job.id and not run.history)
+
+    def _retry(self, latest: RunRecord) -> dict[str, Any]:
+        job = latest.job
+        failed = latest.failed_step
+        assert failed is not None
+        remaining = [step.command for step in latest.steps[failed + 1:] if step.command]
+        only = frozenset(r.unique_id for r in latest.steps[failed].results if r.status in ("error", "fail", "skipped"))
+        body = {**latest.trigger, "cause": f"Retry of run {latest.id} from the point of failure"}
+        attempt = self._attempt(job)
+        record = self._new_run(job, body, ("dbt retry", *remaining), job.outcome_for(attempt), False,
+                               latest.timeout_seconds, retry_of=latest.id, attempt=attempt,
+                               only=only or None)
+        return self.run_json(record.id, frozenset({"trigger", "job"}))
+
+    def _make_history(self, job: JobSpec) -> None:
+        """`history: N`: N finished runs, one a day before the emulator starts, around the job's median duration."""
+        for k in range(job.history):
+            rng = random.Random(f"history:{job.id}:{job.seed}:{k}")
+            created = self._epoch - (job.history - k) * 86400 + rng.uniform(0, 600)
+            outcome = "error" if rng.random() < 0.15 else "success"
+            body = {"cause": "Triggered by the schedule"}
+            self._new_run(job, body, job.execute_steps, outcome, job.generate_docs, job.timeout_seconds,
+                          created=created, history=True, attempt=k)
+
     def _new_run(self, job: JobSpec, body: dict[str, Any], commands: tuple[str, ...], outcome: str,
-                 generate_docs: bool, timeout_seconds: int, retry_of: int | None = None, attempt: int = 0
+                 generate_docs: bool, timeout_seconds: int, retry_of: int | None = None, attempt: int = 0,
+                 created: float | None = None, history: bool = False, only: frozenset[str] | None = None
                  ) -> RunRecord:
         run_id = self._next_run_id
         self._next_run_id += 1
         trigger = {key: value for key, value in body.items() if value is not None}
+        rng = random.Random(f"run:{job.id}:{job.seed}:{run_id}")
+        branch = str(body.get("git_branch") or "main")
+        sha = str(body.get("git_sha") or hashlib.sha1(f"{job.project_id}:{branch}:{job.seed}".encode(),
+                                                      usedforsecurity=False).hexdigest())
+        spec = job.project
+        threads = _safe_threads(body.get("threads_override"), spec.threads if spec else 4)
+        project = dbt.project_for(spec)
+        queue = rng.uniform(*job.queue_range) if job.queue_range else job.queue_seconds
+        finalize = rng.uniform(*job.finalize_seconds)
         record = RunRecord(
-            id=run_id, job=job, created=self.now(), trigger=trigger,
-            steps=self._plan_steps(job, commands, outcome, generate_docs, job.run_seconds_for(attempt)),
-            outcome=outcome,
-            timeout_seconds=timeout_seconds, git_sha=str(body.get("git_sha") or "4e041f69021cbdd0a4f78d50bb961054dd73"),
-            git_branch=str(body.get("git_branch") or "main"), retry_of=retry_of,
+            id=run_id, job=job, created=self.now() if created is None else created, trigger=trigger,
+            steps=self._plan_steps(job, project, commands, outcome, generate_docs, attempt, run_id, rng, threads,
+                                   only, sha, branch),
+            outcome=outcome, timeout_seconds=timeout_seconds, git_sha=sha, git_branch=branch, project=project,
+            colour=bool(spec and spec.colour), queue_seconds=queue, finalize_seconds=finalize, retry_of=retry_of,
+            history=history,
         )
         self._runs[run_id] = record
         return record
 
     @staticmethod
-    def _plan_steps(job: JobSpec, commands: tuple[str, ...], outcome: str, generate_docs: bool,
-                    run_seconds: float) -> tuple[PlannedStep, ...]:
-        steps = [PlannedStep(name, None, job.setup_seconds) for name in content.SETUP_STEPS]
+    def _plan_steps(job: JobSpec, project: Project, commands: tuple[str, ...], outcome: str, generate_docs: bool,
+                    attempt: int, run_id: int, rng: random.Random, threads: int, only: frozenset[str] | None,
+                    sha: str, branch: str) -> tuple[PlannedStep, ...]:
+        spec = job.project
+        factor = 1.0
+        if job.duration_spread:
+            factor *= rng.lognormvariate(0.0, job.duration_spread)
+        if job.slow_runs and rng.random() < job.slow_runs:
+            factor *= 2.0
+        if spec is None or (spec.models <= 0 and job.duration_median is None):
+            target: float | None = job.run_seconds_for(attempt) * factor
+        elif job.duration_median is not None:
+            target = job.duration_median * factor
+        else:
+            target = None
+        steps = [PlannedStep(name, None, dbt.setup_step(name, job.setup_seconds, sha, branch))
+                 for name in SETUP_STEPS]
+        if project.packages and not any(c.split()[:2] == ["dbt", "deps"] for c in commands):
+            steps.append(PlannedStep(dbt.step_name("dbt deps"), "dbt deps",
+                                     dbt.command_step(project, "dbt deps", RunShape(f"{run_id}", target=None))))
         all_commands = list(commands) + (["dbt docs generate"] if generate_docs else [])
-        building = [i for i, command in enumerate(all_commands) if content.builds_nodes(command)]
-        failing = (building[-1] if building else len(all_commands) - 1) if outcome == "error" else None
+        building = [i for i, command in enumerate(all_commands) if dbt.builds_nodes(command)]
+        failing: int | None = None
+        if outcome == "error":
+            freshness = [i for i, c in enumerate(all_commands) if dbt.verb_of(c) == "source"]
+            if job.failure_node_type == "source" and freshness:
+                failing = freshness[0]
+            else:
+                failing = building[-1] if building else len(all_commands) - 1
         warnings = {r.unique_id: r for r in job.warnings}
+        explicit = {r.unique_id: r for r in job.failures
+                    if project.find(r.unique_id) is not None} if (job.explicit_failures or spec is None) else {}
+        colour = bool(spec and spec.colour)
+        seed = f"{job.id}:{job.seed}:{run_id}"
         for index, command in enumerate(all_commands):
             fails = index == failing
-            overrides = dict(warnings)
-            if fails:
-                overrides.update({r.unique_id: r for r in job.failures})
-            results = tuple(content.node_results(command, overrides)) if content.builds_nodes(command) else ()
-            steps.append(PlannedStep(content.step_name(command), command, run_seconds, results, fails))
+            step_target = target if dbt.builds_nodes(command) or spec is None else None
+            shape = RunShape(seed=f"{seed}:{index}", factor=factor, target=step_target, threads=threads)
+            selection = only if dbt.verb_of(command) == "retry" else None
+            if fails and dbt.builds_nodes(command):
+                failing_ids = frozenset(explicit)
+                if not failing_ids:
+                    node_type = job.failure_node_type if job.failure_node_type != "source" else "test"
+                    picked = dbt.pick_failure(project, command, f"{seed}:{index}", job.failure_at, node_type,
+                                              threads, selection)
+                    if picked is None and node_type == "test":
+                        picked = dbt.pick_failure(project, command, f"{seed}:{index}", job.failure_at, "model",
+                                                  threads, selection)
+                    failing_ids = frozenset({picked} if picked else set())
+                shape = RunShape(seed=shape.seed, factor=factor, target=step_target, threads=threads,
+                                 failing=failing_ids, failures=explicit)
+            log = dbt.command_step(project, command, shape, only=selection, warnings=warnings, colour=colour,
+                                   fails=fails, run_id=run_id)
+            results = log.results(project)
+            steps.append(PlannedStep(dbt.step_name(command), command, log, results, fails or log.fails))
+            if fails or log.fails:
+                # The steps after a failing one never run, but a retry needs their commands.
+                steps.extend(PlannedStep(dbt.step_name(c), c, dbt.placeholder(c)) for c in all_commands[index + 1:])
+                break
         return tuple(steps)
 
     def _job_runs(self, job_id: int) -> list[RunRecord]:
@@ -277,11 +544,12 @@ class World:
         previous_end = float("-inf")
         previous_id: int | None = None
         for record in self._job_runs(job_id):
-            due = record.created + record.job.queue_seconds
+            due = record.created + record.queue_seconds
             record.blocked_by_id = previous_id if previous_end > due else None
             dequeued = max(due, previous_end)
             if record.cancelled_at is not None and record.cancelled_at < dequeued:
                 record.dequeued = record.started = None
+                record.steps_end = record.cancelled_at
                 record.finished, record.final_status, record.final_message = (
                     record.cancelled_at, CANCELLED, CANCELLED_BY_USER)
             else:
@@ -295,8 +563,9 @@ class World:
         work = sum(step.duration for step in record.executed_steps)
         status = {"success": SUCCESS, "error": ERROR, "cancelled": CANCELLED}[record.outcome]
         message: str | None = None
+        gap = record.finalize_seconds
         if record.outcome == "cancelled":
-            work = work / 2
+            work, gap = work / 2, 0.0
             message = CANCELLED_BY_USER
         elif record.outcome == "error":
             failing = record.executed_steps[-1]
@@ -304,12 +573,15 @@ class World:
             message = (f"{len(bad)} of {len(failing.results)} nodes failed in `{failing.command}`" if bad else
                        f"`{failing.command}` failed")
         if record.timeout_seconds and work > record.timeout_seconds:
-            work, status = float(record.timeout_seconds), CANCELLED
+            work, status, gap = float(record.timeout_seconds), CANCELLED, 0.0
             message = (f"This run timed out after running for {_humanize_seconds(record.timeout_seconds)}, "
-                       f"the job's timeout of {record.timeout_seconds} seconds.")
-        end = started + work
+                       f"which exceeded the configured timeout of {record.timeout_seconds} seconds.")
+        steps_end = started + work
+        end = steps_end + gap
         if record.cancelled_at is not None and record.cancelled_at < end:
             end, status, message = record.cancelled_at, CANCELLED, CANCELLED_BY_USER
+            steps_end = min(steps_end, end)
+        record.steps_end = steps_end
         record.finished, record.final_status, record.final_message = end, status, message
 
     @staticmethod
@@ -323,10 +595,10 @@ class World:
         return QUEUED
 
     def _retry_refusal(self, record: RunRecord) -> str | None:
-        """Why a run cannot be retried from the point of failure, or None when it can."""
+        """Why a run cannot be retried from the point of failure (dbt Cloud's enum value), or None when it can."""
         status = self._status_at(record, self.now())
         if status != ERROR:
-            return "RETRY_NOT_FAILED_RUN"
+            return "RETRY_NOT_FAILED_RUN"       # also while it is still queued or running
         if not record.job.retryable:
             return "RETRY_UNSUPPORTED_CMD"
         if self._job_runs(record.job.id)[-1].id != record.id:
@@ -335,7 +607,21 @@ class World:
             return "RETRY_NO_RUN_RESULTS"
         return None
 
-    def _artifact_step(self, run_id: int, step: int | None) -> tuple[RunRecord, PlannedStep] | None:
+    def _step_windows(self, record: RunRecord) -> list[tuple[int, PlannedStep, float, float]]:
+        """(1-based index, step, begin, end) of the steps that began before the run ended."""
+        windows: list[tuple[int, PlannedStep, float, float]] = []
+        if record.started is None:
+            return windows
+        begin = record.started
+        for index, planned in enumerate(record.executed_steps, start=1):
+            if begin >= record.steps_end or begin > record.finished:
+                break
+            end = min(begin + planned.duration, record.steps_end)
+            windows.append((index, planned, begin, end))
+            begin = end
+        return windows
+
+    def _artifact_step(self, run_id: int, step: int | None) -> tuple[RunRecord, PlannedStep, float] | None:
         record = self._runs.get(run_id)
         if record is None or not record.job.artifacts:
             return None
@@ -343,84 +629,81 @@ class World:
         now = self.now()
         if record.finished > now or record.started is None:
             return None
-        elapsed = record.started
-        done: list[tuple[int, PlannedStep]] = []
-        for index, planned in enumerate(record.executed_steps, start=1):
-            elapsed += planned.duration
-            if elapsed <= record.finished + 1e-9 and planned.command and planned.command != "dbt deps":
-                done.append((index, planned))
+        done = [(index, planned, begin) for index, planned, begin, end in self._step_windows(record)
+                if end >= begin + planned.duration - 1e-4 and planned.command
+                and dbt.verb_of(planned.command) not in ("deps", "source")]
         if step is not None:
-            chosen = [pair for pair in done if pair[0] == step]
+            chosen = [entry for entry in done if entry[0] == step]
         else:
             # dbt Cloud serves the last step's artifacts; a failed parse leaves none.
-            chosen = [pair for pair in done if pair[1].results or pair[1].command in ("dbt parse", "dbt compile")]
+            chosen = [entry for entry in done if entry[1].results or entry[1].command in ("dbt parse", "dbt compile")]
             chosen = chosen[-1:]
         if not chosen or (chosen[0][1].fails and not chosen[0][1].results):
             return None
-        return record, chosen[0][1]
+        return record, chosen[0][1], chosen[0][2]
 
     def _render_steps(self, record: RunRecord, now: float, debug_logs: bool) -> list[dict[str, Any]]:
         if record.started is None or record.started > now:
             return []
         rendered = []
-        begin = record.started
-        for index, planned in enumerate(record.executed_steps, start=1):
-            if begin > now or begin >= record.finished:
+        for index, planned, begin, end in self._step_windows(record):
+            if begin > now:
                 break
-            end = min(begin + planned.duration, record.finished)
-            complete = end >= begin + planned.duration - 1e-9
+            complete = end >= begin + planned.duration - 1e-4
             if end <= now:
                 status = (ERROR if planned.fails else SUCCESS) if complete else record.final_status
             else:
                 status = RUNNING
-            if planned.command is None:
-                timed = content.setup_step_log(planned.name, begin)
-            else:
-                timed = content.command_log_lines(planned.command, list(planned.results), begin, planned.duration)
-                if planned.fails and not planned.results:
-                    moment = begin + planned.duration
-                    timed[-1:] = [(moment, f"{timed[-1][1][:10]}Encountered an error:"),
-                                  (moment, f"{timed[-1][1][:10]}Compilation Error in model orders "
-                                           "(models/marts/orders.sql)")]
-            # A running or cut-short step shows the lines that have happened by now.
-            lines = [text for moment, text in timed if moment <= min(now, end) + 1e-9] or [timed[0][1]]
+            upto = planned.duration if complete and end <= now else min(now, end) - begin
+            colour = record.colour and planned.command is not None
+            logs = dbt.render(planned.log, begin, upto, colour)
+            if not logs:
+                logs = dbt.render(planned.log, begin, 0.0, colour)
             if status == CANCELLED:
-                lines.append("Cancelled by user." if record.final_message == CANCELLED_BY_USER else
-                             (record.final_message or ""))
-            logs = "\n".join(lines[-LOG_TAIL_LINES:]) + "\n"
+                logs += ("Cancelled by user." if record.final_message == CANCELLED_BY_USER else
+                         (record.final_message or "")) + "\n"
+            debug = dbt.render_debug(planned.log, begin, upto) if debug_logs else None
             step_duration = max(0.0, min(end, now) - begin)
             rendered.append({
                 "id": record.id * 100 + index, "run_id": record.id, "account_id": self.scenario.account_id,
                 "index": index, "status": status, "status_humanized": HUMANIZED[status],
                 "status_color": {SUCCESS: "green", ERROR: "red", CANCELLED: "gray"}.get(status, "blue"),
                 "name": planned.name, "logs": logs,
-                "debug_logs": ("\n".join(f"{line} [debug]" for line in lines) + "\n") if debug_logs else None,
-                "log_path": None, "debug_log_path": None, "truncated_debug_logs": None, "log_level": "info",
+                "debug_logs": debug,
+                "truncated_debug_logs": "\n".join(debug.splitlines()[-LOG_TAIL_LINES:]) + "\n" if debug else None,
+                "log_path": None, "debug_log_path": None, "log_level": "info",
                 "log_location": "db", "created_at": _timestamp(begin), "updated_at": _timestamp(min(end, now)),
                 "started_at": _timestamp(begin), "finished_at": _timestamp(end) if end <= now else None,
                 "duration": _hms(step_duration), "duration_humanized": _humanize_seconds(step_duration),
+                "run_step_command": None, "run_step_invocation": None,
             })
-            begin = end
         return rendered
 
     def job_json(self, job: JobSpec) -> dict[str, Any]:
-        created = _timestamp(self._epoch - 86400 * 30)
+        created = datetime.fromtimestamp(self._epoch - 86400 * 30, UTC).isoformat()
+        threads = job.project.threads if job.project else 4
+        next_run = _next_cron(job.cron, self.now()) if job.cron else None
         return {
             "id": job.id, "account_id": self.scenario.account_id, "project_id": job.project_id,
             "environment_id": job.environment_id, "name": job.name, "description": "",
             "dbt_version": None, "raw_dbt_version": "latest", "deferring_environment_id": None,
             "deferring_job_definition_id": None, "execute_steps": list(job.execute_steps),
             "execution": {"timeout_seconds": job.timeout_seconds}, "generate_docs": job.generate_docs,
-            "generate_sources": False, "run_generate_sources": False, "is_deferrable": False, "job_type": "other",
+            "generate_sources": False, "run_generate_sources": False, "is_deferrable": False, "job_type": "other"
+            if not job.cron else "scheduled",
             "lifecycle_webhooks": False, "lifecycle_webhooks_url": None, "run_compare_changes": False,
             "compare_changes_flags": "--select state:modified", "run_failure_count": 0, "run_lint": False,
             "errors_on_lint_failure": True, "cost_optimization_features": [],
-            "settings": {"threads": 4, "target_name": "default"}, "state": 1, "triggers_on_draft_pr": False,
-            "triggers": {"github_webhook": False, "schedule": False, "git_provider_webhook": None, "on_merge": None,
-                         "custom_branch_only": None},
+            "settings": {"threads": threads, "target_name": dbt.TARGET}, "state": 1, "triggers_on_draft_pr": False,
+            "triggers": {"github_webhook": False, "schedule": bool(job.cron), "git_provider_webhook": False,
+                         "on_merge": False, "custom_branch_only": False},
             "job_completion_trigger_condition": None, "created_at": created, "updated_at": created,
             "account": None, "project": None, "environment": None, "fusion_readiness": None,
-            "schedule": None,
+            "schedule": {"cron": job.cron, "date": {"type": "custom_cron", "cron": job.cron},
+                         "time": {"type": "at_exact_hours"}} if job.cron else None,
+            "cron_humanized": _cron_humanized(job.cron) if job.cron else None,
+            "next_run": _timestamp(next_run) if next_run else None,
+            "next_run_humanized": (_timesince(next_run - self.now()) if next_run else None),
         }
 
     def _render_run(self, record: RunRecord, now: float, include: frozenset[str]) -> dict[str, Any]:
@@ -429,35 +712,38 @@ class World:
         started = record.started if record.started is not None and record.started <= now else None
         dequeued = record.dequeued if record.dequeued is not None and record.dequeued <= now else None
         end = record.finished if finished else now
-        queued_for = (dequeued if dequeued is not None else end) - record.created
+        queued_for = (started if started is not None else end) - record.created
         ran_for = (end - started) if started is not None else 0.0
-        refusal = self._retry_refusal(record) if finished else None
+        refusal = self._retry_refusal(record)
         account = self.scenario.account_id
         project = record.job.project_id
+        cause = str(record.trigger.get("cause", ""))
         trigger = {
-            "id": record.id + 500_000, "cause": record.trigger.get("cause", ""),
-            "job_definition_id": record.job.id, "cause_humanized": record.trigger.get("cause", ""),
-            "cause_category": "api", "created_at": _timestamp(record.created),
+            "id": record.id + 500_000, "cause": cause,
+            "job_definition_id": record.job.id, "cause_humanized": cause,
+            "cause_category": "schedule" if record.history else "api", "created_at": _timestamp(record.created),
             "updated_at": _timestamp(record.created),
             **{key: value for key, value in record.trigger.items() if key != "cause"},
         }
         data: dict[str, Any] = {
             "id": record.id, "trigger_id": record.id + 500_000, "account_id": account,
             "environment_id": record.job.environment_id, "project_id": project,
-            "job_definition_id": record.job.id, "status": status, "dbt_version": "1.9.4",
-            "git_branch": record.git_branch, "git_sha": record.git_sha,
+            "job_definition_id": record.job.id, "status": status, "dbt_version": dbt.DBT_VERSION,
+            "git_branch": record.git_branch if started is not None else None,
+            "git_sha": record.git_sha if started is not None else None,
             "status_message": record.final_message if finished else None,
             "owner_thread_id": None, "executed_by_thread_id": f"scheduler-run-0-{record.id}" if started else None,
             "deferring_run_id": None, "artifacts_saved": finished and record.job.artifacts,
             "artifact_s3_path": f"emulator/runs/{record.id}/artifacts/target" if finished else None,
-            "has_docs_generated": finished and any(s.command == "dbt docs generate" for s in record.steps),
+            "has_docs_generated": finished and any(s.command == "dbt docs generate" for s in record.executed_steps),
             "has_sources_generated": False, "notifications_sent": finished,
             "blocked_by": [record.blocked_by_id] if status == QUEUED and record.blocked_by_id else [],
+            "scribe_enabled": True,
             "created_at": _timestamp(record.created), "updated_at": _timestamp(min(now, record.finished)),
             "dequeued_at": _timestamp(dequeued), "started_at": _timestamp(started),
             "finished_at": _timestamp(record.finished) if finished else None,
-            "last_checked_at": _timestamp(now) if started else None,
-            "last_heartbeat_at": _timestamp(min(now, record.finished)) if started else None,
+            "last_checked_at": _timestamp(min(now, record.finished)) if started else None,
+            "last_heartbeat_at": _timestamp(min(now, record.steps_end)) if started else None,
             "should_start_at": None,
             "trigger": trigger if "trigger" in include else None,
             "job": self.job_json(record.job) if "job" in include else None,
@@ -470,9 +756,9 @@ class World:
             "run_duration": _hms(ran_for), "duration_humanized": _humanize_seconds(end - record.created),
             "queued_duration_humanized": _humanize_seconds(queued_for),
             "run_duration_humanized": _humanize_seconds(ran_for),
-            "created_at_humanized": _humanize_seconds(now - record.created) + " ago",
-            "finished_at_humanized": (_humanize_seconds(now - record.finished) + " ago") if finished else None,
-            "retrying_run_id": record.retry_of, "can_retry": finished and refusal is None,
+            "created_at_humanized": _timesince(now - record.created) + " ago",
+            "finished_at_humanized": (_timesince(now - record.finished) + " ago") if finished else None,
+            "retrying_run_id": record.retry_of, "can_retry": refusal is None,
             "retry_not_supported_reason": refusal, "job_id": record.job.id, "is_running": None,
             "href": f"{self.base_url}/deploy/{account}/projects/{project}/runs/{record.id}/",
             "used_repo_cache": None,

@@ -1,0 +1,944 @@
+"""A seeded model of a dbt project and of what one dbt command does with it.
+
+Pure functions and value objects, no clock and no I/O: the world asks for a project (a DAG of seeds, models,
+snapshots and data tests), then for the timeline of one command on it — which node starts when, on which thread,
+how it ends — and renders logs and artifacts from that timeline. Everything is derived from seeds, so the same
+scenario gives the same bytes.
+
+The shape follows a real dbt 1.12 run (see /work/shared/reference/dbt-core-run): nodes are numbered "N of M" in
+dispatch order, several run at once on `threads` threads so their result lines arrive out of order, durations are
+heavy-tailed with a long serial chain near the end, and a failure skips only its descendants (`dbt build`
+semantics: a model's downstream nodes wait for its tests).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import math
+import random
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+DBT_VERSION = "1.12.6"
+ADAPTER = "snowflake=1.11.1"
+TAIL_LINES = 1000
+TARGET = "prod"
+SAMPLE_PACKAGE = "jaffle_shop"
+
+
+# ---- values -----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Node:
+    unique_id: str
+    resource_type: str  # model | test | seed | snapshot
+    name: str
+    original_file_path: str
+    materialization: str = ""
+    schema: str = "analytics"
+    parents: tuple[int, ...] = ()       # what it refs (models, seeds, snapshots) or tests (tests)
+    weight: float = 0.5                 # natural execution seconds
+    attached_to: int | None = None      # tests: the node they test
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    """How one node ends: status is success/error/fail/warn/pass/skipped as dbt writes it in run_results.json."""
+
+    unique_id: str
+    status: str
+    message: str
+    execution_time: float
+    failures: int | None = None
+
+
+@dataclass(frozen=True)
+class ProjectSpec:
+    models: int = 0            # 0: the small jaffle_shop sample project
+    seed: int = 7
+    threads: int = 4
+    packages: bool = False
+    colour: bool = False
+    name: str = "analytics"
+
+
+@dataclass
+class Project:
+    name: str
+    nodes: list[Node]
+    sources: list[str]
+    packages: bool
+    macros: int
+    by_id: dict[str, int] = field(default_factory=dict)
+    build_parents: list[tuple[int, ...]] = field(default_factory=list)
+    build_children: list[list[int]] = field(default_factory=list)
+    level: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.by_id = {node.unique_id: i for i, node in enumerate(self.nodes)}
+        tests_of: dict[int, list[int]] = {}
+        for i, node in enumerate(self.nodes):
+            if node.resource_type == "test" and node.attached_to is not None:
+                tests_of.setdefault(node.attached_to, []).append(i)
+        parents: list[tuple[int, ...]] = []
+        for i, node in enumerate(self.nodes):
+            extra: list[int] = []
+            if node.resource_type != "test":
+                # dbt build: a node waits for the tests of what it refs (tests whose parents all come before it).
+                for parent in node.parents:
+                    extra.extend(t for t in tests_of.get(parent, ())
+                                 if all(p < i for p in self.nodes[t].parents))
+            parents.append(tuple(node.parents) + tuple(extra))
+        self.build_parents = parents
+        self.build_children = [[] for _ in self.nodes]
+        for i, ps in enumerate(parents):
+            for p in ps:
+                self.build_children[p].append(i)
+        # Depth in the build graph: dbt dispatches ready nodes by this score first.
+        indegree = [len(ps) for ps in parents]
+        level = [0] * len(self.nodes)
+        frontier = [i for i, d in enumerate(indegree) if d == 0]
+        while frontier:
+            nxt: list[int] = []
+            for i in frontier:
+                for c in self.build_children[i]:
+                    level[c] = max(level[c], level[i] + 1)
+                    indegree[c] -= 1
+                    if indegree[c] == 0:
+                        nxt.append(c)
+            frontier = nxt
+        self.level = level
+
+    def find(self, name_or_id: str) -> int | None:
+        if name_or_id in self.by_id:
+            return self.by_id[name_or_id]
+        return next((i for i, n in enumerate(self.nodes) if n.name == name_or_id), None)
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for node in self.nodes:
+            counts[node.resource_type] = counts.get(node.resource_type, 0) + 1
+        return counts
+
+
+# ---- the sample project (what jobs without `project:` run) -------------------------------------------------------
+def _sample_project() -> Project:
+    p = SAMPLE_PACKAGE
+
+    def model(name: str, path: str, mat: str, parents: tuple[int, ...], weight: float) -> Node:
+        return Node(f"model.{p}.{name}", "model", name, path, mat, "analytics", parents, weight)
+
+    def test(name: str, path: str, parents: tuple[int, ...], weight: float) -> Node:
+        return Node(f"test.{p}.{name}", "test", name, path, "test", "analytics", parents, weight, parents[0])
+
+    nodes = [
+        Node(f"seed.{p}.raw_customers", "seed", "raw_customers", "seeds/raw_customers.csv", "seed", "raw", (), 0.9),
+        Node(f"seed.{p}.raw_orders", "seed", "raw_orders", "seeds/raw_orders.csv", "seed", "raw", (), 1.4),
+        Node(f"seed.{p}.raw_payments", "seed", "raw_payments", "seeds/raw_payments.csv", "seed", "raw", (), 1.1),
+        model("stg_customers", "models/staging/stg_customers.sql", "view", (0,), 0.6),
+        model("stg_orders", "models/staging/stg_orders.sql", "view", (1,), 0.7),
+        model("stg_payments", "models/staging/stg_payments.sql", "view", (2,), 0.5),
+        test("unique_stg_customers_customer_id", "models/staging/schema.yml", (3,), 0.4),
+        test("not_null_stg_orders_order_id", "models/staging/schema.yml", (4,), 0.3),
+        model("customers", "models/marts/customers.sql", "table", (3, 4, 5), 4.2),
+        model("orders", "models/marts/orders.sql", "table", (4, 5), 7.5),
+        test("unique_customers_customer_id", "models/marts/schema.yml", (8,), 0.5),
+        test("not_null_orders_order_id", "models/marts/schema.yml", (9,), 0.6),
+        test("relationships_orders_customer_id__customer_id__ref_customers_", "models/marts/schema.yml", (9, 8),
+             0.8),
+        test("accepted_values_orders_status__placed__shipped__completed__return_pending__returned",
+             "models/marts/schema.yml", (9,), 0.5),
+    ]
+    return Project(p, nodes, ["raw_customers", "raw_orders", "raw_payments"], False, 533)
+
+
+SAMPLE = _sample_project()
+
+
+def sample_node(name_or_id: str) -> Node:
+    """A node of the sample project by unique id or short name; a new test node for names it does not know."""
+    found = SAMPLE.find(name_or_id)
+    if found is not None:
+        return SAMPLE.nodes[found]
+    return Node(f"test.{SAMPLE_PACKAGE}.{name_or_id}", "test", name_or_id, "models/schema.yml", "test")
+
+
+# ---- generated projects ----------------------------------------------------------------------------------------
+_DOMAINS = ("customers", "orders", "payments", "products", "events", "sessions", "invoices", "shipments",
+            "inventory", "campaigns", "subscriptions", "refunds", "accounts", "users", "ledger", "suppliers",
+            "stores", "returns", "reviews", "tickets", "leads", "opportunities", "contracts", "pageviews")
+_PROJECT_CACHE: dict[ProjectSpec, Project] = {}
+
+
+def project_for(spec: ProjectSpec | None) -> Project:
+    if spec is None or spec.models <= 0:
+        return SAMPLE
+    cached = _PROJECT_CACHE.get(spec)
+    if cached is None:
+        cached = _PROJECT_CACHE[spec] = generate_project(spec)
+    return cached
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()[:10]
+
+
+def generate_project(spec: ProjectSpec) -> Project:
+    """A seeded DAG: seeds → staging → intermediate → marts, snapshots, ~1.6 tests per model, heavy-tailed weights,
+    and one dominant serial chain (a huge staging table, its intermediate and marts) that ends the run."""
+    rng = random.Random(f"project:{spec.seed}:{spec.models}")
+    pkg = spec.name
+    total = spec.models
+    n_seeds = max(1, total // 15)
+    n_snapshots = total // 50
+    n_staging = max(1, round(total * 0.35))
+    n_inter = max(0, round(total * 0.3)) if total > 2 else 0
+    n_marts = max(0, total - n_staging - n_inter)
+    nodes: list[Node] = []
+    used: dict[str, int] = {}
+
+    def unique(base: str) -> str:
+        count = used.get(base, 0)
+        used[base] = count + 1
+        return base if count == 0 else f"{base}_{count + 1}"
+
+    seeds = []
+    for _ in range(n_seeds):
+        name = unique(f"raw_{rng.choice(_DOMAINS)}")
+        seeds.append(len(nodes))
+        nodes.append(Node(f"seed.{pkg}.{name}", "seed", name, f"seeds/{name}.csv", "seed", "raw", (),
+                          rng.lognormvariate(math.log(0.8), 0.5)))
+    staging: list[int] = []
+    for i in range(n_staging):
+        domain = _DOMAINS[i % len(_DOMAINS)] if i < len(_DOMAINS) else rng.choice(_DOMAINS)
+        name = unique(f"stg_{domain}")
+        mat = "view" if rng.random() < 0.8 else "table"
+        weight = rng.lognormvariate(math.log(0.4 if mat == "view" else 1.5), 0.8)
+        parents: tuple[int, ...] = (rng.choice(seeds),) if rng.random() < 0.3 else ()
+        staging.append(len(nodes))
+        nodes.append(Node(f"model.{pkg}.{name}", "model", name, f"models/staging/{domain}/{name}.sql", mat,
+                          "staging", parents, weight))
+    for _ in range(n_snapshots):
+        name = unique(f"{rng.choice(_DOMAINS)}_snapshot")
+        nodes.append(Node(f"snapshot.{pkg}.{name}", "snapshot", name, f"snapshots/{name}.sql", "snapshot",
+                          "snapshots", (), rng.lognormvariate(math.log(2.0), 0.5)))
+    # The dominant chain: one huge staging table feeding an intermediate model and a run of marts.
+    chain_head = staging[0]
+    head = nodes[chain_head]
+    nodes[chain_head] = Node(head.unique_id, "model", head.name, head.original_file_path, "table", "staging",
+                             head.parents, 0.0)
+    inter: list[int] = []
+    for i in range(n_inter):
+        domain = rng.choice(_DOMAINS)
+        name = unique(f"int_{domain}_{rng.choice(('joined', 'enriched', 'pivoted', 'daily', 'sessionized'))}")
+        pool = staging + inter
+        parents = tuple(sorted(set(rng.sample(pool, k=min(len(pool), rng.randint(1, 3))))))
+        if i == 0:
+            parents = (chain_head,)
+        mat = rng.choice(("view", "view", "table", "ephemeral_like_view"))
+        mat = "view" if mat == "ephemeral_like_view" else mat
+        inter.append(len(nodes))
+        nodes.append(Node(f"model.{pkg}.{name}", "model", name, f"models/intermediate/{name}.sql", mat,
+                          "intermediate", parents, rng.lognormvariate(math.log(0.5 if mat == "view" else 2.0), 0.9)))
+    marts: list[int] = []
+    chain = [chain_head, *inter[:1]]
+    for i in range(n_marts):
+        domain = rng.choice(_DOMAINS)
+        kind = rng.choice(("fct", "dim", "fct", "rpt"))
+        name = unique(f"{kind}_{domain}")
+        pool = (inter or staging) + marts[-10:]
+        parents = tuple(sorted(set(rng.sample(pool, k=min(len(pool), rng.randint(1, 3))))))
+        in_chain = i < 3 and len(chain) >= 1
+        if in_chain:
+            parents = (chain[-1],)
+        roll = rng.random()
+        mat = "table" if roll < 0.55 else ("incremental" if roll < 0.85 else "view")
+        weight = rng.lognormvariate(math.log({"table": 2.0, "incremental": 3.0, "view": 0.4}[mat]), 1.0)
+        marts.append(len(nodes))
+        if in_chain:
+            chain.append(len(nodes))
+        nodes.append(Node(f"model.{pkg}.{name}", "model", name, f"models/marts/{name}.sql", mat, "marts",
+                          parents, weight))
+    # A few large tables (heavy tail) besides the chain.
+    models = [i for i, n in enumerate(nodes) if n.resource_type == "model" and i not in chain]
+    for i in rng.sample(models, k=min(len(models), max(1, total // 30))):
+        n = nodes[i]
+        nodes[i] = Node(n.unique_id, n.resource_type, n.name, n.original_file_path,
+                        "incremental" if n.schema == "marts" else "table", n.schema, n.parents,
+                        n.weight * rng.uniform(5, 15))
+    # The chain takes about three times what the other models keep the threads busy for: after the first minutes
+    # one thread works through it while the others are idle, as in a real run.
+    others = sum(n.weight for i, n in enumerate(nodes) if i not in chain) * 1.3   # (+ tests)
+    shares = [0.5, 0.3, 0.1, 0.06, 0.04][: len(chain)]
+    for i, share in zip(chain, shares, strict=False):
+        n = nodes[i]
+        nodes[i] = Node(n.unique_id, n.resource_type, n.name, n.original_file_path,
+                        "incremental" if n.schema == "marts" else "table", n.schema, n.parents,
+                        max(1.0, 3.0 * others / max(1, spec.threads) * share))
+    # Data tests: not_null / unique on most models, relationships on some marts.
+    tests: list[Node] = []
+    for i, n in enumerate(list(nodes)):
+        if n.resource_type not in ("model", "snapshot", "seed") or n.resource_type == "seed":
+            continue
+        folder = n.original_file_path.rsplit("/", 1)[0]
+        yml = f"{folder}/_{n.schema}__models.yml"
+        column = f"{n.name.split('_', 1)[-1].rstrip('s')}_id"
+        kinds = ["not_null"] + (["unique"] if rng.random() < 0.7 else [])
+        for kind in kinds:
+            name = unique(f"{kind}_{n.name}_{column}")
+            tests.append(Node(f"test.{pkg}.{name}.{_short_hash(name)}", "test", name, yml, "test", n.schema,
+                              (i,), rng.lognormvariate(math.log(0.15), 0.6), i))
+        if n.schema == "marts" and len(marts) > 1 and rng.random() < 0.2:
+            other = rng.choice([m for m in marts if m != i])
+            name = unique(f"relationships_{n.name}_{column}__{column}__ref_{nodes[other].name}_")
+            tests.append(Node(f"test.{pkg}.{name}.{_short_hash(name)}", "test", name, yml, "test", n.schema,
+                              (i, other), rng.lognormvariate(math.log(0.3), 0.6), i))
+    # Keep tests right after their model in index order, so the node list reads like a project.
+    ordered: list[Node] = []
+    remap: dict[int, int] = {}
+    tests_by_model: dict[int, list[Node]] = {}
+    for t in tests:
+        tests_by_model.setdefault(max(t.parents), []).append(t)
+    for i, n in enumerate(nodes):
+        remap[i] = len(ordered)
+        ordered.append(n)
+        ordered.extend(tests_by_model.get(i, ()))
+    final: list[Node] = []
+    for n in ordered:
+        parents = tuple(remap[p] for p in n.parents)
+        attached = remap[n.attached_to] if n.attached_to is not None else None
+        final.append(Node(n.unique_id, n.resource_type, n.name, n.original_file_path, n.materialization, n.schema,
+                          parents, n.weight, attached))
+    sources = [f"src_{d}" for d in _DOMAINS[: max(1, min(len(_DOMAINS), total // 12))]]
+    return Project(pkg, final, sources, spec.packages, 512 + (318 if spec.packages else 0))
+
+
+# ---- commands ---------------------------------------------------------------------------------------------------
+_VERB_TYPES = {"build": {"seed", "model", "test", "snapshot"}, "run": {"model"}, "test": {"test"},
+               "seed": {"seed"}, "snapshot": {"snapshot"}, "retry": {"seed", "model", "test", "snapshot"}}
+
+
+def verb_of(command: str) -> str:
+    words = command.split()
+    return words[1] if len(words) > 1 and words[0] == "dbt" else ""
+
+
+def builds_nodes(command: str) -> bool:
+    return verb_of(command) in _VERB_TYPES
+
+
+def step_name(command: str) -> str:
+    return f"Invoke dbt with `{command}`"
+
+
+@dataclass(frozen=True)
+class NodeRun:
+    index: int
+    number: int
+    status: str
+    start: float            # seconds after the step began
+    end: float
+    thread: int
+    message: str | None
+    failures: int | None
+    adapter_message: str
+
+
+@dataclass
+class StepLog:
+    """One command step, relative to its start: the lines it prints and when, and its node results."""
+
+    command: str
+    duration: float
+    offsets: list[float]
+    texts: list[str]
+    stamped: list[bool]
+    threads: list[int]
+    runs: list[NodeRun]                  # in completion order, as run_results.json lists them
+    elapsed: float = 0.0                 # "Finished running ... in" figure
+    fails: bool = False
+    nodes_began: float = 0.0
+
+    def results(self, project: Project) -> tuple[NodeResult, ...]:
+        return tuple(NodeResult(project.nodes[r.index].unique_id, r.status, r.message or "",
+                                round(r.end - r.start, 4), r.failures) for r in self.runs)
+
+    def count_at(self, offset: float) -> int:
+        return bisect_right(self.offsets, offset + 1e-4)   # epoch-sized floats carry ~1e-7 of error
+
+
+class _Lines:
+    def __init__(self, colour: bool) -> None:
+        self.colour = colour
+        self.offsets: list[float] = []
+        self.texts: list[str] = []
+        self.stamped: list[bool] = []
+        self.threads: list[int] = []
+
+    def add(self, at: float, text: str, thread: int = 0) -> None:
+        first, *rest = text.split("\n")
+        self.offsets.append(at)
+        self.texts.append(first)
+        self.stamped.append(True)
+        self.threads.append(thread)
+        for line in rest:  # multi-line error text: continuation lines carry no timestamp
+            self.offsets.append(at)
+            self.texts.append(line)
+            self.stamped.append(False)
+            self.threads.append(thread)
+
+    def paint(self, text: str, colour: int) -> str:
+        return f"\x1b[{colour}m{text}\x1b[0m" if self.colour else text
+
+
+def _justify(text: str, bracket: str) -> str:
+    return f"{(text + ' ').ljust(80, '.')} [{bracket}]"
+
+
+def _header(out: _Lines, project: Project, at: float, parse_seconds: float, threads: int | None,
+            full: bool = True) -> float:
+    out.add(at, f"Running with dbt={DBT_VERSION}")
+    out.add(at + min(0.6, parse_seconds / 4), f"Registered adapter: {ADAPTER}")
+    at += parse_seconds
+    counts = project.counts()
+    parts = [(counts.get("model", 0), "model"), (counts.get("test", 0), "data test"), (counts.get("seed", 0), "seed"),
+             (counts.get("snapshot", 0), "snapshot"), (len(project.sources), "source"), (project.macros, "macro")]
+    found = ", ".join(f"{n} {word}{'s' if n != 1 else ''}" for n, word in parts if n)
+    out.add(at, f"Found {found}")
+    if threads is not None:
+        out.add(at, "")
+        out.add(at, f"Concurrency: {threads} thread{'s' if threads != 1 else ''} (target='{TARGET}')")
+        out.add(at, "")
+    return at
+
+
+def _parse_seconds(project: Project) -> float:
+    return 1.5 + len(project.nodes) * 0.004
+
+
+@dataclass(frozen=True)
+class RunShape:
+    """What varies from run to run of one job (all seeded by the caller)."""
+
+    seed: str
+    factor: float = 1.0                          # 2.0 for a slow run
+    target: float | None = None                  # seconds the whole step should take; None: natural durations
+    failing: frozenset[str] = frozenset()        # unique ids that fail this run
+    failures: dict[str, NodeResult] = field(default_factory=dict)   # explicit scenario results by unique id
+    threads: int = 4
+
+
+def schedule(project: Project, selected: list[int], durations: dict[int, float], threads: int,
+             outcome: dict[int, str]) -> list[NodeRun]:
+    """List scheduling on `threads` threads in dbt's dispatch order; a failed or skipped node skips its children.
+
+    Returns the node runs in completion order. Times are in natural seconds from the first dispatch.
+    """
+    chosen = set(selected)
+    parents = {i: [p for p in project.build_parents[i] if p in chosen] for i in selected}
+    children: dict[int, list[int]] = {i: [] for i in selected}
+    for i in selected:
+        for p in parents[i]:
+            children[p].append(i)
+    pending = {i: len(parents[i]) for i in selected}
+    ready: list[tuple[int, int]] = [(project.level[i], i) for i in selected if pending[i] == 0]
+    heapq.heapify(ready)
+    running: list[tuple[float, int, int, int]] = []       # (end, number, index, thread)
+    free = list(range(1, threads + 1))
+    heapq.heapify(free)
+    bad: set[int] = set()
+    number = 0
+    now = 0.0
+    done: list[NodeRun] = []
+    started: dict[int, tuple[int, float, int]] = {}
+
+    def release(i: int) -> None:
+        for c in children[i]:
+            pending[c] -= 1
+            if pending[c] == 0:
+                heapq.heappush(ready, (project.level[c], c))
+
+    while ready or running:
+        while ready and free:
+            _, i = heapq.heappop(ready)
+            number += 1
+            if any(p in bad for p in parents[i]):
+                bad.add(i)
+                done.append(NodeRun(i, number, "skipped", now, now, free[0], None, None, ""))
+                release(i)
+                continue
+            thread = heapq.heappop(free)
+            started[i] = (number, now, thread)
+            heapq.heappush(running, (now + durations[i], number, i, thread))
+        if not running:
+            continue
+        end, num, i, thread = heapq.heappop(running)
+        now = end
+        heapq.heappush(free, thread)
+        status = outcome.get(i, "pass" if project.nodes[i].resource_type == "test" else "success")
+        if status in ("error", "fail"):
+            bad.add(i)
+        _, begin, _ = started[i]
+        done.append(NodeRun(i, num, status, begin, end, thread, None, None, ""))
+        release(i)
+    return done
+
+
+def _selection(project: Project, command: str, only: frozenset[str] | None) -> list[int]:
+    wanted = _VERB_TYPES.get(verb_of(command), set())
+    chosen = [i for i, n in enumerate(project.nodes) if n.resource_type in wanted]
+    if only is not None:
+        chosen = [i for i in chosen if project.nodes[i].unique_id in only]
+    return chosen
+
+
+def _node_jitter(seed: str, selected: list[int], project: Project, factor: float) -> dict[int, float]:
+    rng = random.Random(f"durations:{seed}")
+    return {i: project.nodes[i].weight * factor * rng.lognormvariate(0.0, 0.15) for i in selected}
+
+
+def pick_failure(project: Project, command: str, seed: str, at: float, node_type: str,
+                 threads: int, only: frozenset[str] | None = None) -> str | None:
+    """The node of `node_type` that would finish closest to fraction `at` of the command's run."""
+    selected = _selection(project, command, only)
+    runs = schedule(project, selected, _node_jitter(seed, selected, project, 1.0), threads, {})
+    span = max((r.end for r in runs), default=0.0) or 1.0
+    candidates = [r for r in runs if project.nodes[r.index].resource_type == node_type]
+    if not candidates:
+        return None
+    best = min(candidates, key=lambda r: (abs(r.end / span - at), r.number))
+    return project.nodes[best.index].unique_id
+
+
+def _default_message(project: Project, node: Node, status: str, failures: int) -> str:
+    if status in ("fail", "warn"):
+        word = "fail" if status == "fail" else "warn"
+        return f"Got {failures} result{'s' if failures != 1 else ''}, configured to {word} if != 0"
+    return (f"Database Error in model {node.name} ({node.original_file_path})\n"
+            "  000904 (42000): SQL compilation error: error line 29 at position 4\n"
+            "  invalid identifier 'ORDERS.DISCOUNT_CODE'")
+
+
+def _adapter_message(node: Node, rng: random.Random) -> str:
+    if node.resource_type == "seed":
+        return f"INSERT {rng.randint(50, 5000)}"
+    if node.resource_type == "test":
+        return "SUCCESS 1"
+    return "SUCCESS 1"
+
+
+def command_step(project: Project, command: str, shape: RunShape, *, only: frozenset[str] | None = None,
+                 warnings: dict[str, NodeResult] | None = None, colour: bool = False,
+                 fails: bool = False, run_id: int = 0) -> StepLog:
+    """The whole timeline of one dbt command: header, nodes on threads, closing summary."""
+    verb = verb_of(command)
+    out = _Lines(colour)
+    if verb == "deps":
+        return _deps_step(command, out, shape)
+    if verb == "source" and "freshness" in command:
+        return _freshness_step(project, command, out, shape, fails)
+    parse = _parse_seconds(project)
+    if verb in ("docs", "parse", "compile", "ls", "list", "debug", "clean", "run-operation", "") or \
+            verb not in _VERB_TYPES:
+        threads = shape.threads if verb in ("docs", "compile") else None
+        at = _header(out, project, 0.0, parse, threads)
+        end = at + (shape.target - at if shape.target and shape.target > at else 1.0 + len(project.nodes) * 0.01)
+        if verb == "docs":
+            out.add(end - 0.5 if end - 0.5 > at else at, "Building catalog")
+            out.add(end, f"Catalog written to /tmp/jobs/{run_id}/target/catalog.json")
+        elif fails:
+            out.add(end, "Encountered an error:")
+            out.add(end, "Compilation Error in model orders (models/marts/orders.sql)")
+        return StepLog(command, end, out.offsets, out.texts, out.stamped, out.threads, [], 0.0, fails, at)
+
+    selected = _selection(project, command, only)
+    outcome: dict[int, str] = {}
+    explicit: dict[int, NodeResult] = {}
+    for uid, result in {**(warnings or {}), **(shape.failures if fails else {})}.items():
+        index = project.find(uid)
+        if index is not None:
+            outcome[index] = result.status
+            explicit[index] = result
+    if fails:
+        for uid in shape.failing:
+            index = project.find(uid)
+            if index is not None and index not in explicit:
+                outcome[index] = "error" if project.nodes[index].resource_type == "model" else "fail"
+    durations = _node_jitter(shape.seed, selected, project, shape.factor)
+    for index, status in outcome.items():
+        if status == "error" and index in durations:
+            durations[index] *= 0.1        # an error comes quickly
+    header_end = _header(out, project, 0.0, parse, shape.threads)
+    closing = 0.4
+    runs = schedule(project, selected, durations, shape.threads, outcome)
+    natural = max((r.end for r in runs), default=0.0)
+    scale = 1.0
+    if shape.target is not None:
+        # Fit a run without failures into the target; a failing run (skipped descendants) ends sooner.
+        clean = natural if not outcome else max(
+            (r.end for r in schedule(project, selected, durations, shape.threads, {})), default=0.0)
+        header_end = min(header_end, shape.target * 0.15)
+        closing = min(closing, shape.target * 0.02)
+        scale = max(1e-6, shape.target - header_end - closing) / clean if clean > 0 else 1.0
+    begin = header_end + 0.2 * min(scale, 1.0)
+    messages_rng = random.Random(f"messages:{shape.seed}")
+    finished: list[NodeRun] = []
+    for r in runs:
+        node = project.nodes[r.index]
+        message: str | None
+        failures: int | None = None
+        adapter = ""
+        if r.status == "skipped":
+            message = None
+        elif r.index in explicit:
+            result = explicit[r.index]
+            message = result.message
+            failures = result.failures
+            adapter = "ERROR" if r.status == "error" else "SUCCESS 1"
+        elif r.status in ("fail", "warn"):
+            failures = messages_rng.randint(1, 40)
+            message = _default_message(project, node, r.status, failures)
+        elif r.status == "error":
+            message = _default_message(project, node, r.status, 0)
+            adapter = "ERROR"
+        else:
+            adapter = _adapter_message(node, messages_rng)
+            message = None if node.resource_type == "test" else adapter
+            failures = 0 if node.resource_type == "test" else None
+        if node.resource_type == "test" and r.status != "skipped" and failures is None:
+            failures = 1 if r.status in ("fail", "warn") else 0
+        finished.append(NodeRun(r.index, r.number, r.status, begin + r.start * scale, begin + r.end * scale,
+                                r.thread, message, failures, adapter))
+    total = len(selected)
+    events: list[tuple[float, int, int, str, int]] = []      # (moment, order, number, text, thread)
+    for r in finished:
+        node = project.nodes[r.index]
+        if r.status == "skipped":
+            kind = "test" if node.resource_type == "test" else "relation"
+            label = node.name if kind == "test" else f"{node.schema}.{node.name}"
+            events.append((r.start, 1, r.number,
+                           _justify(f"{r.number} of {total} SKIP {kind} {label}", out.paint("SKIP", 33)), r.thread))
+            continue
+        events.append((r.start, 0, r.number,
+                       _justify(f"{r.number} of {total} START {_describe(node)}", "RUN"), r.thread))
+        events.append((r.end, 2, r.number, _result_line(out, node, r, total), r.thread))
+    # At one instant results print before the STARTs they make room for; STARTs and SKIPs go by number.
+    events.sort(key=lambda e: (e[0], 0 if e[1] == 2 else 1, e[2]))
+    for moment, _, _, text, thread in events:
+        out.add(moment, text, thread)
+    last = max((r.end for r in finished), default=begin)
+    end = last + closing
+    elapsed = last - header_end
+    _closing(out, project, selected, finished, end, elapsed, verb)
+    finished.sort(key=lambda r: (r.end, r.number))
+    failed = any(r.status in ("error", "fail") for r in finished)
+    return StepLog(command, end, out.offsets, out.texts, out.stamped, out.threads, finished, elapsed,
+                   failed or fails, begin)
+
+
+def _describe(node: Node) -> str:
+    if node.resource_type == "model":
+        return f"sql {node.materialization or 'table'} model {node.schema}.{node.name}"
+    if node.resource_type == "seed":
+        return f"seed file {node.schema}.{node.name}"
+    if node.resource_type == "snapshot":
+        return f"snapshot {node.schema}.{node.name}"
+    return f"test {node.name}"
+
+
+def _result_line(out: _Lines, node: Node, r: NodeRun, total: int) -> str:
+    seconds = f" in {r.end - r.start:.2f}s"
+    prefix = f"{r.number} of {total}"
+    if node.resource_type == "test":
+        if r.status == "pass":
+            return _justify(f"{prefix} PASS {node.name}", out.paint("PASS", 32) + seconds)
+        if r.status in ("warn", "fail"):
+            word = r.status.upper()
+            return _justify(f"{prefix} {word} {r.failures} {node.name}",
+                            out.paint(f"{word} {r.failures}", 33 if word == "WARN" else 31) + seconds)
+        return _justify(f"{prefix} ERROR {node.name}", out.paint("ERROR", 31) + seconds)
+    if r.status == "error":
+        return _justify(f"{prefix} ERROR creating {_describe(node)}", out.paint("ERROR", 31) + seconds)
+    verb = {"model": "OK created", "seed": "OK loaded", "snapshot": "OK snapshotted"}[node.resource_type]
+    what = _describe(node) if node.resource_type != "snapshot" else f"{node.schema}.{node.name}"
+    return _justify(f"{prefix} {verb} {what}", out.paint(r.adapter_message or "OK", 32) + seconds)
+
+
+_KIND_ORDER = ("incremental", "seed", "snapshot", "table", "test", "view")
+
+
+def _finished_kinds(project: Project, selected: list[int]) -> str:
+    counts: dict[str, int] = {}
+    for i in selected:
+        node = project.nodes[i]
+        key = node.materialization if node.resource_type == "model" else node.resource_type
+        counts[key] = counts.get(key, 0) + 1
+    words = {"incremental": "incremental model", "table": "table model", "view": "view model", "test": "data test",
+             "seed": "seed", "snapshot": "snapshot"}
+    parts = []
+    for key in sorted(counts, key=lambda k: (_KIND_ORDER.index(k) if k in _KIND_ORDER else 99, k)):
+        n = counts[key]
+        word = words.get(key, f"{key} model")
+        parts.append(f"{n} {word}{'s' if n != 1 else ''}")
+    return ", ".join(parts)
+
+
+def _took(seconds: float) -> str:
+    whole = int(seconds)
+    return (f"{whole // 3600} hours {whole % 3600 // 60} minutes and {seconds - whole // 60 * 60:.2f} seconds "
+            f"({seconds:.2f}s)")
+
+
+def _closing(out: _Lines, project: Project, selected: list[int], runs: list[NodeRun], at: float, elapsed: float,
+             verb: str) -> None:
+    out.add(at, "")
+    out.add(at, f"Finished running {_finished_kinds(project, selected)} in {_took(elapsed)}.")
+    out.add(at, "")
+    errors = sorted((r for r in runs if r.status in ("error", "fail")), key=lambda r: r.end)
+    warns = sorted((r for r in runs if r.status == "warn"), key=lambda r: r.end)
+    if not errors and not warns:
+        out.add(at, out.paint("Completed successfully", 32))
+    elif not errors:
+        out.add(at, out.paint(f"Completed with {len(warns)} warning{'s' if len(warns) != 1 else ''}:", 33))
+    else:
+        out.add(at, out.paint(f"Completed with {len(errors)} error{'s' if len(errors) != 1 else ''}, 0 partial "
+                              f"successes, and {len(warns)} warning{'s' if len(warns) != 1 else ''}:", 31))
+    if errors or warns:
+        out.add(at, "")
+    pkg = project.name
+    for r in errors + warns:
+        node = project.nodes[r.index]
+        tag = out.paint("ERROR", 31) if r in errors else out.paint("WARNING", 33)
+        out.add(at, f"[{tag}]: in {node.resource_type} {node.name} ({node.original_file_path})")
+        message = r.message or ""
+        if r in errors:
+            first, *rest = message.split("\n")
+            out.add(at, "  " + first + "".join("\n" + line for line in rest))
+        else:
+            out.add(at, f"[{tag}]: {message}")
+        out.add(at, "")
+        compiled = (f"{node.original_file_path}/{node.name}.sql" if node.resource_type == "test"
+                    else node.original_file_path)
+        out.add(at, f"  compiled code at target/compiled/{pkg}/{compiled}")
+        out.add(at, "")
+    passed = sum(1 for r in runs if r.status in ("success", "pass"))
+    skipped = sum(1 for r in runs if r.status == "skipped")
+    out.add(at, f"Done. PASS={passed} WARN={len(warns)} ERROR={len(errors)} SKIP={skipped} NO-OP=0 REUSED=0 "
+                f"TOTAL={len(runs)}")
+
+
+def _deps_step(command: str, out: _Lines, shape: RunShape) -> StepLog:
+    end = shape.target if shape.target else 4.0
+    out.add(0.0, f"Running with dbt={DBT_VERSION}")
+    out.add(end * 0.3, "Updating lock file in file path: /tmp/jobs/target/package-lock.yml")
+    out.add(end * 0.4, "Installing dbt-labs/dbt_utils")
+    out.add(end * 0.9, "Installed from version 1.3.0")
+    out.add(end * 0.9, "Up to date!")
+    return StepLog(command, end, out.offsets, out.texts, out.stamped, out.threads, [], 0.0, False, 0.0)
+
+
+def _freshness_step(project: Project, command: str, out: _Lines, shape: RunShape, fails: bool) -> StepLog:
+    header_end = _header(out, project, 0.0, _parse_seconds(project), shape.threads)
+    rng = random.Random(f"freshness:{shape.seed}")
+    sources = project.sources
+    total = len(sources)
+    stale = (rng.randrange(total) if fails and total else -1)
+    warn = rng.randrange(total) if total > 2 and rng.random() < 0.5 else -1
+    per = [rng.uniform(0.5, 3.0) for _ in sources]
+    span = max(per, default=0.0)
+    if shape.target:
+        header_end = min(header_end, shape.target * 0.5)
+        factor = max(0.01, shape.target - header_end - 0.2) / (span * max(1, math.ceil(total / shape.threads)))
+    else:
+        factor = 1.0
+    free = [header_end] * shape.threads
+    events: list[tuple[float, int, str]] = []
+    for n, (source, seconds) in enumerate(zip(sources, per, strict=True), start=1):
+        slot = min(range(len(free)), key=lambda k: (free[k], k))
+        start = free[slot]
+        end = start + seconds * factor
+        free[slot] = end
+        events.append((start, n * 2, _justify(f"{n} of {total} START freshness of raw.{source}", "RUN")))
+        timing = f" in {end - start:.2f}s"
+        n_index = n - 1
+        if n_index == stale:
+            label, colour = "ERROR STALE", 31
+        elif n_index == warn:
+            label, colour = "WARN", 33
+        else:
+            label, colour = "PASS", 32
+        events.append((end, n * 2 + 1, _justify(f"{n} of {total} {label} freshness of raw.{source}",
+                                                out.paint(label, colour) + timing)))
+    events.sort()
+    for moment, _, text in events:
+        out.add(moment, text)
+    last = max((e[0] for e in events), default=header_end)
+    end = last + 0.2
+    out.add(end, "")
+    out.add(end, f"Finished running {total} source{'s' if total != 1 else ''} in {_took(last - header_end)}.")
+    out.add(end, "")
+    if stale >= 0:
+        out.add(end, f"[{out.paint('ERROR', 31)}]: in source {sources[stale]} (models/staging/_sources.yml)")
+        out.add(end, "  Status: error")
+    out.add(end, "Done.")
+    return StepLog(command, end, out.offsets, out.texts, out.stamped, out.threads, [], last - header_end,
+                   stale >= 0, header_end)
+
+
+def placeholder(command: str) -> StepLog:
+    """A step that never runs (it comes after a failing one): no lines, no duration."""
+    return StepLog(command, 0.0, [], [], [], [], [])
+
+
+def setup_step(name: str, duration: float, git_sha: str, git_branch: str) -> StepLog:
+    out = _Lines(False)
+    if name.startswith("Clone"):
+        out.add(0.0, "Cloning into '/tmp/jobs/repo'...")
+        out.add(duration, f"Checked out at {git_sha[:8]} ({git_branch})")
+    else:
+        out.add(0.0, "Creating profile from connection Snowflake")
+        out.add(duration, "Profile written to /tmp/jobs/.dbt/profiles.yml")
+    return StepLog(name, duration, out.offsets, out.texts, out.stamped, out.threads, [], 0.0, False, 0.0)
+
+
+# ---- rendering ----------------------------------------------------------------------------------------------------
+def _hms(moment: float) -> str:
+    whole = int(moment) % 86400
+    return f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def render(step: StepLog, began: float, upto: float, colour: bool, tail: int | None = TAIL_LINES) -> str:
+    """The step's log as printed up to `upto` seconds after it began (absolute time `began`), last `tail` lines."""
+    count = step.count_at(upto)
+    first = 0 if tail is None else max(0, count - tail)
+    reset = "\x1b[0m" if colour else ""
+    lines = []
+    for k in range(first, count):
+        if step.stamped[k]:
+            lines.append(f"{reset}{_hms(began + step.offsets[k])}  {step.texts[k]}")
+        else:
+            lines.append(step.texts[k])
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def render_debug(step: StepLog, began: float, upto: float, tail: int | None = None) -> str:
+    """The debug-level log (dbt.log's format): every info line with µs, level and thread, plus node debug lines."""
+    count = step.count_at(upto)
+    lines: list[str] = []
+    for k in range(count):
+        moment = began + step.offsets[k]
+        stamp = datetime.fromtimestamp(moment, UTC).strftime("%H:%M:%S.%f")
+        thread = f"Thread-{step.threads[k]} (" if step.threads[k] else "MainThread"
+        text = step.texts[k]
+        if step.stamped[k]:
+            lines.append(f"{stamp} [info ] [{thread}]: {text}")
+        else:
+            lines.append(text)
+    if tail is not None:
+        lines = lines[-tail:]
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+# ---- artifacts ------------------------------------------------------------------------------------------------
+def _iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def run_results_json(project: Project, step: StepLog, began: float, run_id: int) -> dict[str, Any]:
+    results = []
+    for r in step.runs:
+        node = project.nodes[r.index]
+        skipped = r.status == "skipped"
+        compile_end = r.start + min(0.05, (r.end - r.start) * 0.1)
+        relation = None if node.resource_type == "test" else f'"ANALYTICS"."{node.schema.upper()}".' \
+                                                              f'"{node.name.upper()}"'
+        results.append({
+            "status": r.status,
+            "timing": [] if skipped else [
+                {"name": "compile", "started_at": _iso(began + r.start), "completed_at": _iso(began + compile_end)},
+                {"name": "execute", "started_at": _iso(began + compile_end), "completed_at": _iso(began + r.end)}],
+            "thread_id": f"Thread-{r.thread} (worker)",
+            "execution_time": 0 if skipped else r.end - r.start,
+            "adapter_response": {} if skipped or not r.adapter_message else {
+                "_message": r.adapter_message, "code": r.adapter_message.split()[0],
+                "rows_affected": int(r.adapter_message.split()[-1]) if r.adapter_message.split()[-1].isdigit()
+                else 0},
+            "message": r.message,
+            "failures": r.failures,
+            "unique_id": node.unique_id,
+            "compiled": not skipped and node.resource_type != "seed",
+            "compiled_code": None if skipped or node.resource_type == "seed" else f"select * from {node.name}",
+            "relation_name": relation,
+            "batch_results": None,
+            "overload_results": None,
+        })
+    invocation = hashlib.md5(f"{run_id}:{step.command}".encode(), usedforsecurity=False).hexdigest()
+    return {
+        "metadata": {
+            "dbt_schema_version": "https://schemas.getdbt.com/dbt/run-results/v6.json",
+            "dbt_version": DBT_VERSION,
+            "generated_at": _iso(began + step.duration),
+            "invocation_id": f"{invocation[:8]}-{invocation[8:12]}-4{invocation[13:16]}-8{invocation[17:20]}-"
+                             f"{invocation[20:32]}",
+            "invocation_started_at": _iso(began),
+            "env": {},
+        },
+        "results": results,
+        "elapsed_time": step.elapsed,
+        "args": {"which": verb_of(step.command), "invocation_command": step.command,
+                 "project_dir": f"/tmp/jobs/{run_id}/target", "log_level": "info", "use_colors": False},
+    }
+
+
+def manifest_json(project: Project, generated_at: str) -> dict[str, Any]:
+    nodes: dict[str, Any] = {}
+    child_map: dict[str, list[str]] = {}
+    for node in project.nodes:
+        parents = [project.nodes[p].unique_id for p in node.parents]
+        for parent in parents:
+            child_map.setdefault(parent, []).append(node.unique_id)
+        nodes[node.unique_id] = {
+            "unique_id": node.unique_id,
+            "name": node.name,
+            "resource_type": node.resource_type,
+            "package_name": project.name,
+            "schema": node.schema,
+            "database": "ANALYTICS",
+            "original_file_path": node.original_file_path,
+            "path": node.original_file_path.split("/", 1)[-1] if node.resource_type != "test"
+            else f"{node.name}.sql",
+            "fqn": [project.name, *node.original_file_path.split("/")[1:-1], node.name],
+            "config": {"materialized": node.materialization or "test", "enabled": True},
+            "depends_on": {"macros": [], "nodes": parents},
+            "attached_node": project.nodes[node.attached_to].unique_id if node.attached_to is not None else None,
+        }
+    return {
+        "metadata": {
+            "dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/v12.json",
+            "dbt_version": DBT_VERSION,
+            "generated_at": generated_at,
+            "project_name": project.name,
+            "adapter_type": "snowflake",
+        },
+        "nodes": nodes,
+        "sources": {f"source.{project.name}.raw.{s}": {"unique_id": f"source.{project.name}.raw.{s}", "name": s,
+                                                        "source_name": "raw", "resource_type": "source",
+                                                        "original_file_path": "models/staging/_sources.yml"}
+                    for s in project.sources},
+        "macros": {},
+        "parent_map": {n.unique_id: [project.nodes[p].unique_id for p in n.parents] for n in project.nodes},
+        "child_map": {n.unique_id: child_map.get(n.unique_id, []) for n in project.nodes},
+    }
+
+
+def catalog_json(project: Project, generated_at: str) -> dict[str, Any]:
+    return {
+        "metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/catalog/v1.json",
+                     "dbt_version": DBT_VERSION, "generated_at": generated_at},
+        "nodes": {n.unique_id: {"unique_id": n.unique_id, "metadata": {"name": n.name, "schema": n.schema},
+                                "columns": {}}
+                  for n in project.nodes if n.resource_type in ("model", "seed", "snapshot")},
+        "sources": {},
+    }
