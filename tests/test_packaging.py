@@ -153,7 +153,8 @@ def test_the_sdist_installs_and_its_own_tests_pass(tmp_path: Path) -> None:
     for needed in ("tests/conftest.py", "tests/runner.py", "tests/test_core.py", "tests/test_config.py",
                    "scripts/gen_docs.py", "action.yml", "Dockerfile", "entrypoint.py", "requirements.txt",
                    "requirements.in", "LICENSE", "CHANGELOG.md", "dbtgate/py.typed",
-                   "dbtgate/emulator/default_scenario.yaml"):
+                   "dbtgate/emulator/default_scenario.yaml", "docs/examples/.gitlab-ci.yml", "docs/examples/gate.sh",
+                   "tests/test_examples.py", ".pre-commit-config.yaml"):
         assert needed in names, f"the sdist lacks {needed}: MANIFEST.in"
     assert not any(name.startswith((".venv/", "dbtgate-demo/")) or "__pycache__" in name for name in names)
     unpacked = tmp_path / "src" / sdist.name.removesuffix(".tar.gz")
@@ -178,7 +179,7 @@ def test_the_sdist_installs_and_its_own_tests_pass(tmp_path: Path) -> None:
     where = _run([str(python), "-c", "import dbtgate; print(dbtgate.__file__)"], unpacked)
     assert where.startswith(str(venv_dir)), where
     result = _run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_core.py",
-                   "tests/test_config.py"], unpacked, timeout=300)
+                   "tests/test_config.py", "tests/test_examples.py"], unpacked, timeout=300)
     assert re.search(r"\b\d+ passed\b", result) and " failed" not in result, result
 
 
