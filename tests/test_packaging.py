@@ -143,8 +143,13 @@ def test_the_sdist_installs_and_its_own_tests_pass(tmp_path: Path) -> None:
     Offline: the build uses this venv's setuptools (--no-isolation); the scratch venv gets the test dependencies
     from this venv's site-packages through a .pth file, while dbtgate itself comes only from the built wheel.
     """
+    # From a copy without build state: setuptools adds every file a stale *.egg-info/SOURCES.txt lists.
+    source = tmp_path / "checkout"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "*.egg-info", ".cache", ".*_cache", ".hypothesis", "__pycache__", "dbtgate-demo", "build",
+        "dist"))
     dist = tmp_path / "dist"
-    log = _run([sys.executable, "-m", "build", "--sdist", "--no-isolation", "--outdir", str(dist), str(ROOT)], ROOT)
+    log = _run([sys.executable, "-m", "build", "--sdist", "--no-isolation", "--outdir", str(dist), "."], source)
     (sdist,) = dist.glob("dbtgate-*.tar.gz")
     assert sdist.name == f"dbtgate-{dbtgate.__version__}.tar.gz"
     with tarfile.open(sdist) as archive:
