@@ -28,11 +28,13 @@ import gen_docs  # noqa: E402
 
 ACTION = yaml.safe_load((ROOT / "action.yml").read_text("utf-8"))
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
-# The inputs of dbt-labs/dbt-cloud-job-action: a migration must be a one-line change.
-DBT_LABS_INPUTS = {"dbt_cloud_url", "dbt_cloud_token", "dbt_cloud_account_id", "dbt_cloud_job_id", "cause",
-                   "git_sha", "git_branch", "github_pull_request_id", "schema_override", "dbt_version_override",
-                   "threads_override", "target_name_override", "generate_docs_override", "timeout_seconds_override",
-                   "steps_override", "wait_for_job", "failure_on_error", "interval"}
+# The inputs and outputs of dbt-labs/dbt-cloud-job-action (its action.yml, v8): a migration must be a one-line change.
+DBT_LABS_INPUTS = {"dbt_cloud_url", "dbt_cloud_token", "dbt_cloud_account_id", "dbt_cloud_job_id", "interval",
+                   "failure_on_error", "get_artifacts", "cause", "git_sha", "git_branch", "schema_override",
+                   "dbt_version_override", "threads_override", "target_name_override", "generate_docs_override",
+                   "timeout_seconds_override", "steps_override", "wait_for_job", "github_pull_request_id",
+                   "fetch_catalog", "api_timeout"}
+DBT_LABS_OUTPUTS = {"git_sha", "run_id"}
 
 
 def test_action_yml_and_readme_are_generated_from_the_specs() -> None:
@@ -45,7 +47,7 @@ def test_action_yml_and_readme_are_generated_from_the_specs() -> None:
 
 def test_inputs_and_outputs_match_the_code() -> None:
     assert list(ACTION["inputs"]) == [spec.name for spec in INPUTS]
-    assert set(ACTION["inputs"]) >= DBT_LABS_INPUTS
+    assert set(ACTION["inputs"]) >= DBT_LABS_INPUTS and set(ACTION["outputs"]) >= DBT_LABS_OUTPUTS
     assert all(re.fullmatch(r"[a-z][a-z0-9_]*", name) for name in ACTION["inputs"]), "snake_case, no hyphens"
     for spec in INPUTS:
         declared = ACTION["inputs"][spec.name]
