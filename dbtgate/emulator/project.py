@@ -247,7 +247,9 @@ def generate_project(spec: ProjectSpec) -> Project:
     for i in range(n_marts):
         domain = rng.choice(_DOMAINS)
         kind = rng.choice(("fct", "dim", "fct", "rpt"))
-        name = unique(f"{kind}_{domain}")
+        # The classic marts keep their jaffle_shop names (so not_null_orders_order_id exists in every project).
+        classic = {3: "orders", 4: "customers"}.get(i) if n_marts > 5 else None
+        name = unique(classic or f"{kind}_{domain}")
         pool = (inter or staging) + marts[-10:]
         parents = tuple(sorted(set(rng.sample(pool, k=min(len(pool), rng.randint(1, 3))))))
         in_chain = i < 3 and len(chain) >= 1
@@ -508,6 +510,10 @@ def pick_failure(project: Project, command: str, seed: str, at: float, node_type
     candidates = [r for r in runs if project.nodes[r.index].resource_type == node_type]
     if not candidates:
         return None
+    # Prefer a node something waits for (a failure that skips nothing is rare in a real project).
+    chosen = set(selected)
+    waited_on = [r for r in candidates if any(c in chosen for c in project.build_children[r.index])]
+    candidates = waited_on or candidates
     best = min(candidates, key=lambda r: (abs(r.end / span - at), r.number))
     return project.nodes[best.index].unique_id
 
@@ -594,8 +600,10 @@ def command_step(project: Project, command: str, shape: RunShape, *, only: froze
             message = None
         elif r.index in explicit:
             result = explicit[r.index]
-            message = result.message
             failures = result.failures
+            if node.resource_type == "test" and failures is None:
+                failures = 1
+            message = result.message or _default_message(project, node, r.status, failures or 0)
             adapter = "ERROR" if r.status == "error" else "SUCCESS 1"
         elif r.status in ("fail", "warn"):
             failures = messages_rng.randint(1, 40)

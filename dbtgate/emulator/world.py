@@ -368,7 +368,9 @@ class World:
             if bounds is None:
                 continue
             low, high = (_parse_moment(bounds[0]), _parse_moment(bounds[1]))
-            if moment is None or (low is not None and moment < low) or (high is not None and moment > high):
+            # Timestamps are shown to the microsecond: compare at that precision.
+            if moment is None or (low is not None and moment < low - 1e-6) or (
+                    high is not None and moment > high + 1e-6):
                 return False
         return True
 
