@@ -13,6 +13,7 @@ import venv
 import zipfile
 from pathlib import Path
 
+import trove_classifiers
 import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -122,6 +123,7 @@ def test_metadata_is_spdx_with_one_version() -> None:
     assert {"Typing :: Typed", "Environment :: Console", "Intended Audience :: Developers",
             "Operating System :: OS Independent"} <= set(project["classifiers"])
     assert any(c.startswith("Development Status ::") for c in project["classifiers"])
+    assert set(project["classifiers"]) <= trove_classifiers.classifiers, "PyPI rejects unknown classifiers"
     assert set(project["urls"]) == {"Homepage", "Documentation", "Issues", "Changelog", "Source"}
     assert all(url.startswith("https://github.com/dbtgate/dbtgate") for url in project["urls"].values())
     assert "version" not in project and project["dynamic"] == ["version"]
