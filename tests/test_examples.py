@@ -25,7 +25,8 @@ PR_INPUTS = {"--gitlab-merge-request-id": "gitlab_merge_request_id",
 DECLARED = {spec.name for spec in INPUTS}
 # $VAR, ${VAR...}, $(command) and Azure's $(Variable.Name): replaced by a dummy value, as CI would expand them.
 VARIABLE = re.compile(r"\$\([^)]*\)|\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*")
-COMMAND_START = re.compile(r"(?:^|(?<=[\s(\"']))dbtgate\s")
+# `dbtgate` in command position: at the start of a line, after `$(`, a shell operator, or then/do/exec.
+COMMAND_START = re.compile(r"(?:^\s*|\$\(\s*|[;&|!]\s*|\b(?:then|do|exec)\s+)(?P<command>dbtgate\s)")
 
 
 def _strings(node: Any) -> Iterator[str]:
@@ -47,14 +48,26 @@ def shell_texts(path: Path) -> list[str]:
     return list(_strings(yaml.safe_load(text)))
 
 
+def _strip_comment(line: str) -> str:
+    """The line without a shell comment: a # at the start of a word, outside quotes."""
+    quote = ""
+    for index, char in enumerate(line):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and (index == 0 or line[index - 1].isspace()):
+            return line[:index]
+    return line
+
+
 def command_lines(shell: str) -> list[list[str]]:
     """Each `dbtgate ...` invocation as the argument vector it would get (up to the first |, ;, &&, ) ...)."""
     commands = []
     for line in shell.replace("\\\n", " ").splitlines():
-        if line.lstrip().startswith("#"):
-            continue
+        line = _strip_comment(line)
         for match in COMMAND_START.finditer(line):
-            lexer = shlex.shlex(line[match.start():], posix=True, punctuation_chars=True)
+            lexer = shlex.shlex(line[match.start("command"):], posix=True, punctuation_chars=True)
             lexer.whitespace_split = True
             argv: list[str] = []
             for token in iter(lexer.get_token, None):
@@ -106,9 +119,23 @@ def test_every_example_command_line_parses(case: tuple[str, list[str]], capsys: 
             assert getattr(args, input_name) == "123"
 
 
+def test_every_command_line_in_the_readme_parses(capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (ROOT / "README.md").read_text("utf-8")
+    blocks = re.findall(r"^```(?:bash|sh)\n(.*?)^```", readme, re.M | re.S)
+    commands = [argv for block in blocks for argv in command_lines(block)]
+    assert len(commands) >= 5, commands
+    for argv in commands:
+        try:
+            build_parser().parse_args(argv)
+        except SystemExit as exit_:
+            if exit_.code:
+                pytest.fail(f"README: `dbtgate {shlex.join(argv)}` is rejected: {capsys.readouterr().err}")
+
+
 def test_the_parse_check_can_fail() -> None:
     """The harness itself: a misspelt flag in an example would be caught."""
-    (argv,) = command_lines('  - dbtgate run --job-id 1 --git-shaa "$CI_COMMIT_SHA" || true')
+    assert command_lines("pip install dbtgate  # the dbtgate command\n# dbtgate run --nope") == []
+    (argv,) = command_lines('    dbtgate run --job-id 1 --git-shaa "$CI_COMMIT_SHA" || true  # a comment')
     assert argv == ["run", "--job-id", "1", "--git-shaa", "123"]
     with pytest.raises(SystemExit):
         build_parser().parse_args(argv)
