@@ -20,6 +20,11 @@ ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONPATH=/opt/dbtgate/site-packages:/opt/dbtgate/app
 COPY --from=deps /opt/dbtgate/site-packages /opt/dbtgate/site-packages
+# `dbtgate` on PATH for standalone use (GitLab CI's image: + script:, docker run --entrypoint dbtgate).
+COPY scripts/container/dbtgate /usr/local/bin/dbtgate
+# Standalone runs write artifacts relative to here: mount the host's folder on it (docker run -v "$PWD:/work").
+# GitHub's runner passes --workdir /github/workspace, which takes precedence.
+WORKDIR /work
 COPY entrypoint.py /opt/dbtgate/app/entrypoint.py
 COPY dbtgate /opt/dbtgate/app/dbtgate
 ENTRYPOINT ["python", "/opt/dbtgate/app/entrypoint.py"]
