@@ -18,6 +18,7 @@ import heapq
 import math
 import random
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -362,12 +363,20 @@ class StepLog:
     elapsed: float = 0.0                 # "Finished running ... in" figure
     fails: bool = False
     nodes_began: float = 0.0
+    pending: Callable[[StepLog], None] | None = None   # writes the lines on first use (history is rarely read)
 
     def results(self, project: Project) -> tuple[NodeResult, ...]:
         return tuple(NodeResult(project.nodes[r.index].unique_id, r.status, r.message or "",
                                 round(r.end - r.start, 4), r.failures) for r in self.runs)
 
+    def ensure(self) -> StepLog:
+        if self.pending is not None:
+            write, self.pending = self.pending, None
+            write(self)
+        return self
+
     def count_at(self, offset: float) -> int:
+        self.ensure()
         return bisect_right(self.offsets, offset + 1e-4)   # epoch-sized floats carry ~1e-7 of error
 
 
@@ -430,6 +439,22 @@ class RunShape:
     failing: frozenset[str] = frozenset()        # unique ids that fail this run
     failures: dict[str, NodeResult] = field(default_factory=dict)   # explicit scenario results by unique id
     threads: int = 4
+    jitter_seed: str = ""                        # node-to-node variation; the same for every run of a job
+
+
+_SCHEDULES: dict[tuple[Any, ...], list[NodeRun]] = {}
+
+
+def _cached_schedule(project: Project, selected: list[int], durations: dict[int, float], threads: int,
+                     outcome: dict[int, str], key: tuple[Any, ...]) -> list[NodeRun]:
+    """schedule(), remembered: the runs of one job share their node durations, so mostly their schedule too."""
+    full = (id(project), threads, tuple(sorted(outcome.items())), *key)
+    found = _SCHEDULES.get(full)
+    if found is None:
+        if len(_SCHEDULES) > 64:
+            _SCHEDULES.clear()
+        found = _SCHEDULES[full] = schedule(project, selected, durations, threads, outcome)
+    return found
 
 
 def schedule(project: Project, selected: list[int], durations: dict[int, float], threads: int,
@@ -503,16 +528,19 @@ def _node_jitter(seed: str, selected: list[int], project: Project, factor: float
 
 def pick_failure(project: Project, command: str, seed: str, at: float, node_type: str,
                  threads: int, only: frozenset[str] | None = None) -> str | None:
-    """The node of `node_type` that would finish closest to fraction `at` of the command's run."""
+    """The node of `node_type` that would finish closest to fraction `at` of the command's run (`seed`: the
+    jitter seed of the run's durations)."""
     selected = _selection(project, command, only)
-    runs = schedule(project, selected, _node_jitter(seed, selected, project, 1.0), threads, {})
+    runs = _cached_schedule(project, selected, _node_jitter(seed, selected, project, 1.0), threads, {},
+                            (seed, command, only, 1.0))
     span = max((r.end for r in runs), default=0.0) or 1.0
     candidates = [r for r in runs if project.nodes[r.index].resource_type == node_type]
     if not candidates:
         return None
     # Prefer a node something waits for (a failure that skips nothing is rare in a real project).
     chosen = set(selected)
-    waited_on = [r for r in candidates if any(c in chosen for c in project.build_children[r.index])]
+    waited_on = [r for r in candidates if any(c in chosen and project.nodes[c].resource_type != "test"
+                                              for c in project.build_children[r.index])]
     candidates = waited_on or candidates
     best = min(candidates, key=lambda r: (abs(r.end / span - at), r.number))
     return project.nodes[best.index].unique_id
@@ -572,19 +600,23 @@ def command_step(project: Project, command: str, shape: RunShape, *, only: froze
             index = project.find(uid)
             if index is not None and index not in explicit:
                 outcome[index] = "error" if project.nodes[index].resource_type == "model" else "fail"
-    durations = _node_jitter(shape.seed, selected, project, shape.factor)
+    jitter = shape.jitter_seed or shape.seed
+    clean_durations = _node_jitter(jitter, selected, project, 1.0)
+    durations = dict(clean_durations)
     for index, status in outcome.items():
         if status == "error" and index in durations:
             durations[index] *= 0.1        # an error comes quickly
     header_end = _header(out, project, 0.0, parse, shape.threads)
     closing = 0.4
-    runs = schedule(project, selected, durations, shape.threads, outcome)
+    key = (jitter, command, only)
+    runs = _cached_schedule(project, selected, durations, shape.threads, outcome, key)
     natural = max((r.end for r in runs), default=0.0)
-    scale = 1.0
+    scale = shape.factor       # list scheduling is scale-invariant: durations x f give times x f
     if shape.target is not None:
         # Fit a run without failures into the target; a failing run (skipped descendants) ends sooner.
         clean = natural if not outcome else max(
-            (r.end for r in schedule(project, selected, durations, shape.threads, {})), default=0.0)
+            (r.end for r in _cached_schedule(project, selected, clean_durations, shape.threads, {}, key)),
+            default=0.0)
         header_end = min(header_end, shape.target * 0.15)
         closing = min(closing, shape.target * 0.02)
         scale = max(1e-6, shape.target - header_end - closing) / clean if clean > 0 else 1.0
@@ -619,6 +651,21 @@ def command_step(project: Project, command: str, shape: RunShape, *, only: froze
             failures = 1 if r.status in ("fail", "warn") else 0
         finished.append(NodeRun(r.index, r.number, r.status, begin + r.start * scale, begin + r.end * scale,
                                 r.thread, message, failures, adapter))
+    last = max((r.end for r in finished), default=begin)
+    end = last + closing
+    elapsed = last - header_end
+    by_number = sorted(finished, key=lambda r: (r.end, r.number))
+    failed = any(r.status in ("error", "fail") for r in finished)
+
+    def write(step: StepLog) -> None:
+        _write_nodes(out, project, selected, finished, end, elapsed, verb)
+        step.offsets, step.texts, step.stamped, step.threads = out.offsets, out.texts, out.stamped, out.threads
+
+    return StepLog(command, end, [], [], [], [], by_number, elapsed, failed or fails, begin, write)
+
+
+def _write_nodes(out: _Lines, project: Project, selected: list[int], finished: list[NodeRun], end: float,
+                 elapsed: float, verb: str) -> None:
     total = len(selected)
     events: list[tuple[float, int, int, str, int]] = []      # (moment, order, number, text, thread)
     for r in finished:
@@ -636,14 +683,7 @@ def command_step(project: Project, command: str, shape: RunShape, *, only: froze
     events.sort(key=lambda e: (e[0], 0 if e[1] == 2 else 1, e[2]))
     for moment, _, _, text, thread in events:
         out.add(moment, text, thread)
-    last = max((r.end for r in finished), default=begin)
-    end = last + closing
-    elapsed = last - header_end
     _closing(out, project, selected, finished, end, elapsed, verb)
-    finished.sort(key=lambda r: (r.end, r.number))
-    failed = any(r.status in ("error", "fail") for r in finished)
-    return StepLog(command, end, out.offsets, out.texts, out.stamped, out.threads, finished, elapsed,
-                   failed or fails, begin)
 
 
 def _describe(node: Node) -> str:

@@ -514,20 +514,22 @@ class World:
         for index, command in enumerate(all_commands):
             fails = index == failing
             step_target = target if dbt.builds_nodes(command) or spec is None else None
-            shape = RunShape(seed=f"{seed}:{index}", factor=factor, target=step_target, threads=threads)
+            jitter = f"{job.id}:{job.seed}:{command}"
+            shape = RunShape(seed=f"{seed}:{index}", factor=factor, target=step_target, threads=threads,
+                             jitter_seed=jitter)
             selection = only if dbt.verb_of(command) == "retry" else None
             if fails and dbt.builds_nodes(command):
                 failing_ids = frozenset(explicit)
                 if not failing_ids:
                     node_type = job.failure_node_type if job.failure_node_type != "source" else "test"
-                    picked = dbt.pick_failure(project, command, f"{seed}:{index}", job.failure_at, node_type,
+                    picked = dbt.pick_failure(project, command, jitter, job.failure_at, node_type,
                                               threads, selection)
                     if picked is None and node_type == "test":
-                        picked = dbt.pick_failure(project, command, f"{seed}:{index}", job.failure_at, "model",
+                        picked = dbt.pick_failure(project, command, jitter, job.failure_at, "model",
                                                   threads, selection)
                     failing_ids = frozenset({picked} if picked else set())
                 shape = RunShape(seed=shape.seed, factor=factor, target=step_target, threads=threads,
-                                 failing=failing_ids, failures=explicit)
+                                 failing=failing_ids, failures=explicit, jitter_seed=jitter)
             log = dbt.command_step(project, command, shape, only=selection, warnings=warnings, colour=colour,
                                    fails=fails, run_id=run_id)
             results = log.results(project)
