@@ -239,15 +239,22 @@ def test_dbtgate_command_is_on_path(tmp_path: Path) -> None:
 
 
 def test_gitlab_ci_image_with_a_script(fast_emulator: Emulator, tmp_path: Path) -> None:
-    """GitLab's Docker executor with `image: {name: IMAGE, entrypoint: [""]}` runs the job's `script:` lines in a
-    shell, in the project's checkout."""
-    script = " ".join(["dbtgate", *cli_args(fast_emulator, 1)])
-    result = podman("run", "--rm", "--network", "host", "--entrypoint", "", "-e", "DBT_CLOUD_API_TOKEN",
-                    "-v", f"{tmp_path}:/builds/acme/analytics", "--workdir", "/builds/acme/analytics",
-                    IMAGE, "sh", "-c", script, env={"DBT_CLOUD_API_TOKEN": TOKEN})
+    """GitLab's Docker executor with `image: {name: IMAGE, entrypoint: [""]}` (docs/examples/.gitlab-ci.yml) runs
+    the job's `script:` lines in a shell, in the project's checkout, with CI/CD variables in the environment; the
+    job's `artifacts:` are then collected from the checkout."""
+    checkout = "/builds/acme/analytics"
+    script = ('dbtgate run --job-id 1 --git-sha "$CI_COMMIT_SHA" --timeout 60 --interval 0.2 '
+              "--summary dbtgate-summary.md --json")
+    variables = {"DBT_CLOUD_API_TOKEN": TOKEN, "DBT_CLOUD_URL": fast_emulator.url, "DBT_CLOUD_ACCOUNT_ID": "1",
+                 "CI_COMMIT_SHA": "0123456789abcdef0123456789abcdef01234567"}
+    result = podman("run", "--rm", "--network", "host", "--entrypoint", "",
+                    *(arg for name in variables for arg in ("-e", name)), "-v", f"{tmp_path}:{checkout}",
+                    "--workdir", checkout, IMAGE, "sh", "-c", script, env=variables)
     assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads(result.stdout)["outputs"]["outcome"] == "success"
+    assert "## ✅" in (tmp_path / "dbtgate-summary.md").read_text("utf-8")
     assert (tmp_path / "target" / "run_results.json").is_file()
+    assert fast_emulator.log.of("trigger")[-1].body["git_sha"] == variables["CI_COMMIT_SHA"]
 
 
 def test_image_runs_as_root_without_user(tmp_path: Path) -> None:
