@@ -17,12 +17,16 @@ if [ "${#missing[@]}" -gt 0 ]; then
     echo "build.sh: needs root to install ${missing[*]} (rootful podman needs root anyway)" >&2; exit 2
   fi
   echo "Installing ${missing[*]} (Debian packages) ..." >&2
+  SECONDS=0
   apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  echo "Installed in ${SECONDS}s" >&2
 fi
 
 source scripts/container/env.sh
+SECONDS=0
 scripts/container/base.sh
+echo "Base image ready after ${SECONDS}s" >&2
 
 # --isolation chroot: the sandbox cannot make the namespaces runc would need for RUN steps.
 # --volume certs: pip in the stand-in (Debian's, which reads the system bundle) must trust what this machine's
@@ -31,6 +35,7 @@ scripts/container/base.sh
 echo "Building $image from Dockerfile ..." >&2
 podman build --isolation chroot --network host --volume /etc/ssl/certs:/etc/ssl/certs:ro \
   --layers --tag "$image" . >&2
+echo "Built $image in ${SECONDS}s (base included)" >&2
 
 # vfs stores every layer as a full copy: drop images no tag uses once they are three days old, so repeated
 # builds on a long-lived machine do not fill its disk (the cost: a cold rebuild after a long pause).
