@@ -40,7 +40,9 @@ BOOLEAN_INPUTS = (*(spec.name for spec in INPUTS if spec.default in ("true", "fa
 MULTI_INPUTS = ("steps_override", "artifacts")
 RUN_ONLY = ("dbt_cloud_job_id", "cause", "git_sha", "git_branch", "github_pull_request_id", "schema_override",
             "dbt_version_override", "threads_override", "target_name_override", "generate_docs_override",
-            "timeout_seconds_override", "steps_override", "wait_for_job", "reuse_existing_run")
+            "timeout_seconds_override", "steps_override", "wait_for_job", "reuse_existing_run", "dbt_cloud_job_name",
+            "dbt_cloud_project_id", "dbt_cloud_environment_id", "latest_run", "max_age", "gitlab_merge_request_id",
+            "azure_pull_request_id", "non_native_pull_request_id")
 
 
 def flag_of(spec: InputSpec) -> str:

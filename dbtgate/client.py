@@ -193,6 +193,9 @@ class DbtCloudClient:
         self._session.headers.update({"Authorization": f"Token {token}", "Accept": "application/json",
                                       "User-Agent": "dbtgate"})
         self._rate_limited_at: float | None = None
+        # Body bytes read from dbt Cloud by this client, failed attempts and artifacts included: the watcher reads
+        # step logs only while the bytes they cost stay within its budget, and the benchmarks report it.
+        self.bytes_received = 0
 
     def rate_limited_recently(self, window: float = 300.0) -> bool:
         """True within `window` seconds of a 429: dbt Cloud's rate limit cools down for five minutes."""
@@ -224,11 +227,35 @@ class DbtCloudClient:
                           not_found_grace_until=not_found_grace_until, validate=_object_with_id(run_id, "run"))
         return self._run(data)
 
+    def list_jobs(self, *, deadline: float, project_id: int | None = None, environment_id: int | None = None,
+                  limit: int = 100, offset: int = 0) -> list[Job]:
+        """One page of the account's jobs (narrowed by project and environment when given)."""
+        params: dict[str, Any] = {"limit": limit, "offset": offset, "order_by": "id"}
+        if project_id is not None:
+            params["project_id"] = project_id
+        if environment_id is not None:
+            params["environment_id"] = environment_id
+        data = self._call("GET", "jobs/", params=params, what="the job list", deadline=deadline,
+                          validate=lambda d: None if isinstance(d, list) else "the job list is not a list")
+        jobs = []
+        for item in data:
+            try:
+                job = Job.from_api(item) if isinstance(item, dict) else None
+            except ValueError:
+                job = None
+            # A list that ignores its filters must not offer a job of another project or environment.
+            if job is not None and project_id in (None, job.project_id) and environment_id in (
+                    None, job.environment_id):
+                jobs.append(job)
+        return jobs
+
     def list_runs(self, job_id: int, *, deadline: float, limit: int = 10, statuses: Sequence[int] | None = None,
-                  include: Sequence[str] = ("trigger",)) -> list[Run]:
+                  include: Sequence[str] = ("trigger",), offset: int = 0) -> list[Run]:
         """The job's newest runs. Runs of other jobs, or in other statuses than asked, are dropped: a list that
         ignores its filters must not hand the gate a run it did not ask for."""
         params: dict[str, Any] = {"job_definition_id": job_id, "order_by": "-created_at", "limit": limit}
+        if offset:
+            params["offset"] = offset
         if statuses:
             params["status__in"] = json.dumps(list(statuses))
         if include:
@@ -294,12 +321,13 @@ class DbtCloudClient:
                 raise DeadlineExceeded(f"the timeout ran out while calling dbt Cloud ({what})")
             attempt, response, payload = self._send(method, path, params, json_body, min(self.api_timeout, remaining),
                                                     sink, limit or self.max_body)
+            self.bytes_received += attempt.size
             if attempt.status == 429:
                 self._rate_limited_at = self.clock.monotonic()
             if attempt.status is not None and 200 <= attempt.status < 300 and sink is None:
                 problem = validate(payload) if validate is not None else None
                 if problem is not None:
-                    attempt = Attempt(failure="bad_body", detail=problem)
+                    attempt = Attempt(failure="bad_body", detail=problem, size=attempt.size)
             verdict = classify(attempt, idempotent=idempotent)
             if verdict == "ok":
                 return payload
@@ -367,11 +395,12 @@ class DbtCloudClient:
         if not 200 <= attempt.status < 300:
             return attempt, response, None
         if not isinstance(body, dict):
-            return Attempt(failure="bad_body", retry_after=attempt.retry_after), response, None
+            return Attempt(failure="bad_body", retry_after=attempt.retry_after, size=attempt.size), response, None
         status = body.get("status")
         if isinstance(status, dict) and status.get("is_success") is False:
             # A 200 whose envelope says it failed is not an answer to act on.
-            return Attempt(failure="bad_body", detail="the answer says is_success: false"), response, None
+            return (Attempt(failure="bad_body", detail="the answer says is_success: false", size=attempt.size),
+                    response, None)
         return attempt, response, body.get("data")
 
     def _transfer(self, transfer: _Transfer, method: str, url: str, params: dict[str, Any] | None,
@@ -419,7 +448,8 @@ class DbtCloudClient:
                     if size > cap:
                         if not ok:
                             break  # the start of an error page is enough to explain it
-                        return Attempt(failure="too_large", status=None, detail=f"more than {_megabytes(cap)}")
+                        return Attempt(failure="too_large", status=None, detail=f"more than {_megabytes(cap)}",
+                                       size=size)
                     if target is not None:
                         _write_sink(target, chunk)
                     else:

@@ -69,8 +69,15 @@ INPUTS: tuple[InputSpec, ...] = (
               "from a secret.", required=True, cli_flag="--token", env_vars=("DBT_CLOUD_API_TOKEN",)),
     InputSpec("dbt_cloud_account_id", "dbt Cloud account id (the number after /deploy/ in dbt Cloud URLs).",
               required=True, cli_flag="--account-id", env_vars=("DBT_CLOUD_ACCOUNT_ID",)),
-    InputSpec("dbt_cloud_job_id", "Id of the job to trigger (required unless run_id is given).",
+    InputSpec("dbt_cloud_job_id", "Id of the job to trigger (or dbt_cloud_job_name; neither is needed with run_id).",
               cli_flag="--job-id", env_vars=("DBT_CLOUD_JOB_ID",)),
+    InputSpec("dbt_cloud_job_name", "The job's exact name, instead of its id: several jobs with that name (narrow "
+              "with dbt_cloud_project_id / dbt_cloud_environment_id) or none is bad input, listing the candidates.",
+              cli_flag="--job-name", env_vars=("DBT_CLOUD_JOB_NAME",)),
+    InputSpec("dbt_cloud_project_id", "With dbt_cloud_job_name: only jobs of this project.",
+              cli_flag="--project-id", env_vars=("DBT_CLOUD_PROJECT_ID",)),
+    InputSpec("dbt_cloud_environment_id", "With dbt_cloud_job_name: only jobs of this environment.",
+              cli_flag="--environment-id", env_vars=("DBT_CLOUD_ENVIRONMENT_ID",)),
     InputSpec("run_id", "Wait on this existing run instead of triggering a new one (e.g. one started earlier "
               "with wait_for_job: false).", cli_flag="--run-id"),
     InputSpec("cause", "Reason shown in dbt Cloud (at most 236 characters are kept). Default: built from the "
@@ -96,6 +103,14 @@ INPUTS: tuple[InputSpec, ...] = (
     InputSpec("reuse_existing_run", "If a run of the job is already queued or running and matches what this gate "
               "would trigger (same git_sha, git_branch and overrides, where given), wait on it instead of queueing "
               "another.", "false"),
+    InputSpec("latest_run", "Trigger nothing: gate on the job's latest run — wait for it if it is in flight, "
+              "decide by its outcome if it has finished. With git_sha (or a pull request id), the latest run for "
+              "that commit, waiting within timeout for one to appear (e.g. dbt Cloud's own CI run).", "false"),
+    InputSpec("max_age", "With latest_run: the run must have finished (or started, if still running) within this "
+              "long, e.g. 26h; otherwise the outcome is stale."),
+    InputSpec("fail_fast", "At the first failed model or test, cancel the dbt Cloud run and fail now instead of "
+              "waiting for the end (for a run this gate did not trigger, only with cancel_on_timeout: true).",
+              "false"),
     InputSpec("wait_for_job", "Wait for the run to finish. false: trigger, set run_id, and return at once.",
               "true", cli_flag="--wait"),
     InputSpec("failure_on_error", "Fail the step when the run does not succeed. false: report the outcome in "
@@ -119,6 +134,8 @@ INPUTS: tuple[InputSpec, ...] = (
     InputSpec("artifacts_dir", "Where artifacts go, relative to the workspace (no `..`; an absolute path "
               "must lie inside the workspace).", "target"),
     InputSpec("fetch_catalog", "Also download catalog.json (runs that generate docs).", "false"),
+    InputSpec("max_artifact_size", "The largest artifact dbtgate downloads (streamed to disk), e.g. 500MB or 2GB; "
+              "a larger one is reported and skipped.", "1GB"),
     InputSpec("artifacts", "More artifact paths to download, one per line (e.g. compiled/...).",
               cli_flag="--artifact"),
     InputSpec("project_dir", "Folder of the dbt project in the repository, so annotations point at the right "
@@ -194,11 +211,21 @@ class GateConfig:
     cancel_on_interrupt: bool = True
     get_artifacts: bool = True
     artifacts_dir: Path = Path("target")
+    # The folder artifacts may be written in (GITHUB_WORKSPACE in the action, the working directory elsewhere):
+    # nothing dbt Cloud names is written outside it.
+    workspace: Path = Path(".")
+    max_artifact_size: int = 1024 ** 3
     fetch_catalog: bool = False
     extra_artifacts: tuple[str, ...] = ()
     project_dir: str = ""
     rerun_attempts: int = 0
     reuse_existing_run: bool = False
+    job_name: str | None = None
+    project_id: int | None = None
+    environment_id: int | None = None
+    latest_run: bool = False
+    max_age: float | None = None
+    fail_fast: bool = False
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -436,6 +463,22 @@ def check_token(token: str) -> str | None:
     return None
 
 
+_SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(b|kb|mb|gb|tb|kib|mib|gib|tib)?", re.ASCII)
+_SIZE_UNITS = {None: 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4, "kib": 1024,
+               "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from "1GB", "500 MB", "64MiB" or a bare number of bytes; at least 1 KB."""
+    match = _SIZE.fullmatch(text.strip().lower())
+    if not match:
+        raise ValueError(f"{_shown(text)} is not a size: use e.g. 500MB or 2GB")
+    size = int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+    if size < 1000:
+        raise ValueError(f"{_shown(text)} is less than 1 KB: use e.g. 500MB or 2GB")
+    return size
+
+
 def resolve_artifacts_dir(text: str, workspace: str) -> Path:
     """Where artifacts go: inside the workspace when there is one (GitHub Actions), never above it via `..`."""
     path = Path(text or "target")
@@ -526,9 +569,22 @@ def parse_config(raw: Mapping[str, str], env: Mapping[str, str], label: Mapping[
     floor = LOOPBACK_FLOOR if is_loopback_url(base_url) else None
     run_id = get("run_id", parse_positive_int)
     job_id = get("dbt_cloud_job_id", parse_positive_int)
-    if not value("dbt_cloud_job_id") and not value("run_id"):
+    job_name = value("dbt_cloud_job_name") or None
+    project_id = get("dbt_cloud_project_id", parse_positive_int)
+    environment_id = get("dbt_cloud_environment_id", parse_positive_int)
+    if not value("dbt_cloud_job_id") and not value("run_id") and not job_name:
         problems.append(f"{name('dbt_cloud_job_id')} is empty: set the id of the job to trigger (the number after "
-                        f"/jobs/ in its URL), or give {name('run_id')} to wait on an existing run.")
+                        f"/jobs/ in its URL), or {name('dbt_cloud_job_name')}, or give {name('run_id')} to wait "
+                        "on an existing run.")
+    if value("dbt_cloud_job_id") and job_name:
+        problems.append(f"{name('dbt_cloud_job_name')} and {name('dbt_cloud_job_id')} are both set: give one.")
+    latest = get("latest_run", parse_bool, False)
+    if latest and value("run_id"):
+        problems.append(f"{name('latest_run')} and {name('run_id')} are both set: latest_run finds the run itself; "
+                        "give one.")
+    max_age = get("max_age", parse_duration)
+    if max_age is not None and not latest:
+        problems.append(f"{name('max_age')} only applies with {name('latest_run')}: true.")
     if value("dbt_cloud_job_id") and value("run_id"):
         warnings.append(f"{name('run_id')} is set, so {name('dbt_cloud_job_id')} is ignored: dbtgate waits on the "
                         "existing run and triggers nothing.")
@@ -574,14 +630,15 @@ def parse_config(raw: Mapping[str, str], env: Mapping[str, str], label: Mapping[
                             "compiled/my_project/models/orders.sql, without `..`.")
     artifacts_dir = get("artifacts_dir", lambda t: resolve_artifacts_dir(t, env.get("GITHUB_WORKSPACE", "")),
                         resolve_artifacts_dir("", env.get("GITHUB_WORKSPACE", "")))
+    max_artifact_size = get("max_artifact_size", parse_size, 1024 ** 3)
     booleans = {key: get(key, parse_bool, SPECS[key].default == "true") for key in (
-        "wait_for_job", "failure_on_error", "get_artifacts", "fetch_catalog", "reuse_existing_run")}
+        "wait_for_job", "failure_on_error", "get_artifacts", "fetch_catalog", "reuse_existing_run", "fail_fast")}
     rerun_attempts = get("rerun_attempts", lambda t: parse_non_negative_int(
         t, 10, "a job that fails that often needs fixing, not retrying: use at most 10"), 0)
     # Cancelling a run someone else started is opt-in: only an explicit value turns it on for run_id.
     for key in ("cancel_on_timeout", "cancel_on_interrupt"):
         explicit = get(key, parse_bool, None)
-        booleans[key] = explicit if explicit is not None else (run_id is None)
+        booleans[key] = explicit if explicit is not None else (run_id is None and not latest)
     if problems:
         raise ConfigError(problems)
     return GateConfig(
@@ -589,7 +646,10 @@ def parse_config(raw: Mapping[str, str], env: Mapping[str, str], label: Mapping[
         trigger=trigger, wait=booleans["wait_for_job"], failure_on_error=booleans["failure_on_error"],
         interval=interval, api_timeout=api_timeout, timeout=timeout, cancel_on_timeout=booleans["cancel_on_timeout"],
         cancel_on_interrupt=booleans["cancel_on_interrupt"], get_artifacts=booleans["get_artifacts"],
-        artifacts_dir=artifacts_dir, fetch_catalog=booleans["fetch_catalog"], extra_artifacts=extra,
+        artifacts_dir=artifacts_dir, workspace=Path(env.get("GITHUB_WORKSPACE") or "."),
+        max_artifact_size=max_artifact_size, fetch_catalog=booleans["fetch_catalog"], extra_artifacts=extra,
         project_dir=value("project_dir"), rerun_attempts=rerun_attempts,
         reuse_existing_run=booleans["reuse_existing_run"], warnings=tuple(warnings),
+        job_name=None if run_id else job_name, project_id=project_id, environment_id=environment_id,
+        latest_run=bool(latest), max_age=max_age, fail_fast=booleans["fail_fast"],
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from dbtgate.artifacts import ArtifactReport, collect_artifacts
@@ -17,6 +18,7 @@ from dbtgate.clock import Clock
 from dbtgate.config import GateConfig
 from dbtgate.logs import get_logger
 from dbtgate.models import Job, Run, RunStatus, humanize_status
+from dbtgate.obtain import JobNameProblem, LatestRunQuery, find_job_by_name, staleness, wait_for_latest_run
 from dbtgate.progress import format_seconds
 from dbtgate.signals import Interrupted
 from dbtgate.waiting import RunWatcher
@@ -43,6 +45,8 @@ class Outcome(StrEnum):
     NOT_WAITED = "not_waited"
     INTERRUPTED = "interrupted"
     API_ERROR = "api_error"
+    STALE = "stale"                 # latest_run: the run is older than max_age
+    CONFIG_ERROR = "config_error"   # found out only by asking dbt Cloud (a job name that matches no job, or two)
 
 
 class ExitCode:
@@ -60,6 +64,8 @@ def exit_code_for(outcome: Outcome, failure_on_error: bool, signum: int | None =
         return 128 + (signum or 2)
     if outcome is Outcome.API_ERROR:
         return ExitCode.API_FAILED
+    if outcome is Outcome.CONFIG_ERROR:
+        return ExitCode.BAD_CONFIG
     return ExitCode.RUN_FAILED if failure_on_error else ExitCode.SUCCESS
 
 
@@ -132,10 +138,12 @@ class CancelAttempt:
 
 class Gate:
     def __init__(self, config: GateConfig, client: DbtCloudClient, clock: Clock, *,
-                 emit: Callable[[str], None] | None = None, marker: str | None = None) -> None:
+                 emit: Callable[[str], None] | None = None, marker: str | None = None,
+                 wall: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.config = config
         self.client = client
         self.clock = clock
+        self.wall = wall  # the date, for max_age (dbt Cloud's timestamps are UTC)
         self.emit = emit or (lambda line: log.info(line))
         self.marker = f" [dbtgate:{marker or secrets.token_hex(4)}]"
         self.watcher = RunWatcher(client, clock, emit=self.emit, interval=config.interval,
@@ -179,10 +187,15 @@ class Gate:
                 self._run = self.client.get_run(self.config.run_id, ("run_steps", "job", "trigger"), deadline=deadline)
                 self.emit(f"Waiting on existing run {self._run.id}: {self._run.href}")
             else:
-                assert self.config.job_id is not None
-                self._job = self.client.get_job(self.config.job_id, deadline=deadline)
-                reused = self._find_reusable(self._job) if self.config.reuse_existing_run else None
-                self._run = reused or self._trigger_once(self._job)
+                self._job = self.client.get_job(self._job_id(), deadline=deadline)
+                if self.config.latest_run:
+                    early = self._take_latest(self._job)
+                    if early is not None:
+                        return early
+                else:
+                    reused = self._find_reusable(self._job) if self.config.reuse_existing_run else None
+                    self._run = reused or self._trigger_once(self._job)
+            assert self._run is not None
             if not self.config.wait:
                 return self._result(Outcome.NOT_WAITED, f"Triggered run {self._run.id} without waiting")
             final = self._wait(self._run)
@@ -199,6 +212,8 @@ class Gate:
             return self._result(outcome, self._headline(outcome, final), artifacts=self._artifacts(final))
         except DeadlineExceeded as exceeded:
             return self._timed_out(str(exceeded))
+        except JobNameProblem as problem:
+            return self._result(Outcome.CONFIG_ERROR, str(problem))
         except ApiFailure as failure:
             return self._api_failed(failure)
         except Interrupted as interrupted:
@@ -207,6 +222,41 @@ class Gate:
             log.exception("unexpected error")
             return self._api_failed(ApiFailure(f"dbtgate hit an unexpected error: {error.__class__.__name__}: "
                                                f"{error}", kind="unavailable"))
+
+    # ---- which job, which run ------------------------------------------------------------------------------
+    def _job_id(self) -> int:
+        if self.config.job_id is not None:
+            return self.config.job_id
+        assert self.config.job_name is not None
+        job = find_job_by_name(self.client, self.config.job_name, project_id=self.config.project_id,
+                               environment_id=self.config.environment_id, deadline=self._deadline)
+        self.emit(f"Job {self.config.job_name!r} is job {job.id} (project {job.project_id}, environment "
+                  f"{job.environment_id}).")
+        return job.id
+
+    def _take_latest(self, job: Job) -> GateResult | None:
+        """latest_run: take the job's newest run (for the commit/PR when given) without triggering anything; a
+        result now when there is none within the timeout, or it is older than max_age."""
+        trigger = self.config.trigger
+        query = LatestRunQuery(job.id, trigger.git_sha, trigger.github_pull_request_id or
+                               trigger.gitlab_merge_request_id or trigger.azure_pull_request_id or
+                               trigger.non_native_pull_request_id)
+        self._run = wait_for_latest_run(self.client, self.clock, query, deadline=self._deadline,
+                                        interval=self.config.interval, emit=self.emit)
+        if self._run is None:
+            return self._result(Outcome.TIMEOUT, f"No run of {query.describe()} appeared within the timeout of "
+                                f"{format_seconds(self.config.timeout)}", detail=(
+                                    "latest_run triggers nothing: check that the job runs for this commit (e.g. "
+                                    "dbt Cloud's CI job on pull requests), or trigger it instead."))
+        run = self._run
+        self.emit(f"Latest run of {query.describe()}: run {run.id} ({humanize_status(run.status_code)}): {run.href}")
+        if self.config.max_age is not None:
+            why = staleness(run, self.config.max_age, self.wall())
+            if why:
+                return self._result(Outcome.STALE, f"The latest run of {query.describe()}, run {run.id}, is too old: "
+                                    f"{why}", detail="Run the job again (or raise max_age) and re-run this "
+                                    "workflow.")
+        return None
 
     # ---- reuse a run in flight ----------------------------------------------------------------------------
     def _find_reusable(self, job: Job) -> Run | None:
@@ -307,7 +357,7 @@ class Gate:
     def _find_run(self, matches: Callable[[Run], bool], deadline: float | None = None,
                   waits: tuple[float, ...] = RECONCILE_WAITS) -> Run | None:
         """Look for a run the gate may have created, a few times while dbt Cloud catches up."""
-        job_id = self._job.id if self._job is not None else self.config.job_id
+        job_id = self._job.id if self._job is not None else (self._run.job_id if self._run else self.config.job_id)
         if job_id is None:
             return None
         for pause in waits:

@@ -65,6 +65,7 @@ class _Settings:
 
 
 _pending: _Settings | None = None
+_configured = False  # set once dbtgate's CLI/action configured structlog; a library caller never does
 
 
 def configure(stream: TextIO, *, fmt: str = "console", debug: bool = False,
@@ -77,10 +78,11 @@ def configure(stream: TextIO, *, fmt: str = "console", debug: bool = False,
 
 
 def _apply_pending() -> None:
-    global _pending
+    global _pending, _configured
     settings, _pending = _pending, None
     if settings is None:
         return
+    _configured = True
     import structlog
 
     renderer: Any
@@ -104,16 +106,49 @@ def _apply_pending() -> None:
 
 
 class LazyLogger:
-    """A structlog logger that comes into being on first use (see the module docstring)."""
+    """A structlog logger that comes into being on first use (see the module docstring).
+
+    Used as a library (`import dbtgate`), dbtgate configures nothing global: its lines go to the standard `logging`
+    module under the same names, where the caller's own handlers (Airflow's, Dagster's) decide what to show.
+    """
 
     def __init__(self, name: str) -> None:
         self._name = name
 
     def __getattr__(self, attribute: str) -> Any:
         _apply_pending()
+        if not _configured:
+            return getattr(_StdlibLogger(self._name), attribute)
         import structlog
 
         return getattr(structlog.get_logger(self._name), attribute)
+
+
+class _StdlibLogger:
+    """structlog's calling convention (`log.info("event", key=value)`) onto a standard `logging` logger."""
+
+    def __init__(self, name: str) -> None:
+        self._logger = logging.getLogger(name)
+
+    def _log(self, level: int, event: str, exc_info: bool = False, **values: Any) -> None:
+        if self._logger.isEnabledFor(level):
+            details = " ".join(f"{key}={value!r}" for key, value in values.items())
+            self._logger.log(level, "%s", _flatten(f"{event} {details}".rstrip()), exc_info=exc_info)
+
+    def debug(self, event: str, **values: Any) -> None:
+        self._log(logging.DEBUG, event, **values)
+
+    def info(self, event: str, **values: Any) -> None:
+        self._log(logging.INFO, event, **values)
+
+    def warning(self, event: str, **values: Any) -> None:
+        self._log(logging.WARNING, event, **values)
+
+    def error(self, event: str, **values: Any) -> None:
+        self._log(logging.ERROR, event, **values)
+
+    def exception(self, event: str, **values: Any) -> None:
+        self._log(logging.ERROR, event, exc_info=True, **values)
 
 
 def get_logger(name: str) -> LazyLogger:

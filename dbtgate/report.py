@@ -23,7 +23,8 @@ OUTPUTS: tuple[tuple[str, str], ...] = (
     ("run_id", "Id of the dbt Cloud run (empty if none was triggered)."),
     ("status", "dbt Cloud's status as last seen: Success, Error, Cancelled, or Queued/Running when not waiting or "
                "timed out."),
-    ("outcome", "success, error, cancelled, timeout, not_waited, interrupted, api_error (or config_error)."),
+    ("outcome", "success, error, cancelled, timeout, not_waited, interrupted, api_error, stale (latest_run older "
+                "than max_age) or config_error."),
     ("finished_at", "When the run finished, ISO-8601 UTC; empty while unfinished."),
     ("run_url", "Link to the run in dbt Cloud."),
     ("git_sha", "The commit the run checked out."),
@@ -39,7 +40,8 @@ OUTPUTS: tuple[tuple[str, str], ...] = (
 )
 TITLES = {Outcome.ERROR: "dbt Cloud run failed", Outcome.CANCELLED: "dbt Cloud run cancelled",
           Outcome.TIMEOUT: "dbt Cloud run timed out", Outcome.INTERRUPTED: "dbtgate interrupted",
-          Outcome.API_ERROR: "dbt Cloud API failed"}
+          Outcome.API_ERROR: "dbt Cloud API failed", Outcome.STALE: "dbt Cloud run too old",
+          Outcome.CONFIG_ERROR: "dbtgate: bad input"}
 
 
 def status_output(result: GateResult) -> str:

@@ -21,10 +21,12 @@ SUMMARY_LIMIT = 1024 * 1024
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~#])")
 
 ICONS = {Outcome.SUCCESS: "✅", Outcome.ERROR: "❌", Outcome.CANCELLED: "🚫", Outcome.TIMEOUT: "⏱️",
-         Outcome.NOT_WAITED: "🚀", Outcome.INTERRUPTED: "🛑", Outcome.API_ERROR: "⚠️"}
+         Outcome.NOT_WAITED: "🚀", Outcome.INTERRUPTED: "🛑", Outcome.API_ERROR: "⚠️", Outcome.STALE: "🕰️",
+         Outcome.CONFIG_ERROR: "⚙️"}
 WORDS = {Outcome.SUCCESS: "succeeded", Outcome.ERROR: "failed", Outcome.CANCELLED: "was cancelled",
          Outcome.TIMEOUT: "timed out", Outcome.NOT_WAITED: "was triggered", Outcome.INTERRUPTED: "was interrupted",
-         Outcome.API_ERROR: "could not be checked"}
+         Outcome.API_ERROR: "could not be checked", Outcome.STALE: "has no recent enough run",
+         Outcome.CONFIG_ERROR: "could not be found"}
 
 
 def md(text: str) -> str:
