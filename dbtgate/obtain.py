@@ -107,7 +107,7 @@ def wait_for_latest_run(client: DbtCloudClient, clock: Clock, query: LatestRunQu
     """The latest matching run; when there is none yet (dbt Cloud's own CI job starts on its own after a push),
     look again until one appears or the deadline passes (None)."""
     said = False
-    while True:
+    while clock.monotonic() < deadline:
         run = find_latest_run(client, query, deadline=deadline)
         if run is not None:
             return run
@@ -115,10 +115,8 @@ def wait_for_latest_run(client: DbtCloudClient, clock: Clock, query: LatestRunQu
             emit(f"No run of {query.describe()} yet; waiting for one to appear (dbtgate triggers nothing with "
                  "latest_run).")
             said = True
-        now = clock.monotonic()
-        if now >= deadline:
-            return None
-        clock.sleep(min(max(interval, 1.0), APPEAR_POLL, deadline - now))
+        clock.sleep(min(max(interval, 1.0), APPEAR_POLL, max(0.0, deadline - clock.monotonic())))
+    return None
 
 
 def staleness(run: Run, max_age: float, now: datetime) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import tempfile
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -176,7 +177,8 @@ def run_case(case: Case, workdir: Path | None = None) -> Observed:
 
 def run_gate(emulator: Emulator, clock: VirtualClock, inputs: dict[str, str],
              workdir: Path | None = None) -> Observed:
-    """Run the whole gate (`cli.execute`) in-process against a running emulator that shares `clock`."""
+    """Run the whole gate (`cli.execute`) in-process against a running emulator that shares `clock` (and whose
+    date is the gate's date too, for max_age)."""
     workdir = workdir or Path(tempfile.mkdtemp(prefix="dbtgate-gate-"))
     raw = {"dbt_cloud_url": emulator.url, "dbt_cloud_token": TOKEN, "dbt_cloud_account_id": "1",
            "interval": "30", "timeout": "2h", "api_timeout": "5", "artifacts_dir": "target", **inputs}
@@ -188,7 +190,8 @@ def run_gate(emulator: Emulator, clock: VirtualClock, inputs: dict[str, str],
     workflow, redactor, _ = open_channel(stream, stream, TOKEN, github=True, debug=True)
     started = clock.monotonic()
     code = execute(config, {}, workflow, redactor, summary_file=str(summary),
-                   output_file=str(outputs), install_signals=False, clock=clock)
+                   output_file=str(outputs), install_signals=False, clock=clock,
+                   wall=lambda: datetime.fromtimestamp(emulator.world.now(), UTC))
     log, summary_text = stream.getvalue(), summary.read_text("utf-8")
     outputs_text = outputs.read_text("utf-8")
     parsed = parse_output_file(outputs_text)
