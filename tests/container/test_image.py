@@ -114,7 +114,23 @@ def start_action(step_inputs: dict[str, Any], tmp_path: Path) -> Step:
                "-v", f"{workspace}:{WORKSPACE}", IMAGE]
     process = subprocess.Popen(command, env=podman_env(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
-    return Step(name, process, workspace, files)
+    STARTED.append(Step(name, process, workspace, files))
+    return STARTED[-1]
+
+
+STARTED: list[Step] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_container_outlives_its_test() -> Iterator[None]:
+    """A test that fails before finish() would leave a container gating a one-hour job."""
+    yield
+    while STARTED:
+        step = STARTED.pop()
+        if step.process.poll() is None:
+            podman("rm", "--force", "--ignore", step.name)
+            step.process.kill()
+            step.process.communicate()
 
 
 def run_action(step_inputs: dict[str, Any], tmp_path: Path) -> StepResult:
@@ -232,7 +248,7 @@ def test_standalone_run_gates_and_keeps_artifacts_in_the_mounted_working_directo
     assert (tmp_path / "target" / "run_results.json").is_file(), sorted(p.name for p in tmp_path.iterdir())
 
 
-def test_dbtgate_command_is_on_path(tmp_path: Path) -> None:
+def test_dbtgate_command_is_on_path() -> None:
     result = podman("run", "--rm", "--entrypoint", "dbtgate", IMAGE, "--version")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == f"dbtgate {__version__}"
@@ -257,7 +273,7 @@ def test_gitlab_ci_image_with_a_script(fast_emulator: Emulator, tmp_path: Path) 
     assert fast_emulator.log.of("trigger")[-1].body["git_sha"] == variables["CI_COMMIT_SHA"]
 
 
-def test_image_runs_as_root_without_user(tmp_path: Path) -> None:
+def test_image_runs_as_root_without_user() -> None:
     """GitHub's runner needs root in the container to write the workspace and the file-command files."""
     config = json.loads(podman("image", "inspect", IMAGE).stdout)[0]["Config"]
     assert config.get("User", "") in ("", "root", "0")
