@@ -30,8 +30,8 @@ from dbtgate.signals import Interrupted, SignalGuard
 
 EXIT_CODES_HELP = """exit codes:
   0  the run succeeded (or was triggered without waiting, or failure_on_error is false)
-  1  the run did not succeed: error, cancelled, or still running at the timeout
-  2  bad input or configuration; nothing was triggered
+  1  the run did not succeed: error, cancelled, still running at the timeout, or older than max_age
+  2  bad input or configuration (or a job name that matches no job, or several); nothing was triggered
   3  dbt Cloud could not be used: authentication, not found, or the API kept failing
   130/143  interrupted by SIGINT/SIGTERM (the run is cancelled first unless told otherwise)
 """
