@@ -127,7 +127,7 @@ def test_errors_use_the_real_envelope(api: Api) -> None:
 def test_invalid_trigger_bodies_are_400_naming_the_field(api: Api, body: dict[str, Any], field: str) -> None:
     response = api.post("jobs/1/run/", body)
     assert response.status_code == 400
-    assert field in response.json()["status"]["developer_message"]
+    assert field in response.json()["data"]
     assert api.emulator.world.run_ids() == []
 
 
