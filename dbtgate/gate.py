@@ -373,7 +373,7 @@ class Gate:
     def _wait(self, run: Run) -> Run | None:
         """Watch the run to its end (None: the deadline came first); the gate always knows the run as last seen."""
         commands = self.config.trigger.steps_override or (self._job.execute_steps if self._job else ())
-        return self.watcher.wait(run, deadline=self._deadline, commands=commands, seen=self._seen)
+        return self.watcher.wait(run, deadline=self._deadline, commands=commands, seen=self._seen).run
 
     def _seen(self, run: Run) -> None:
         self._run = run

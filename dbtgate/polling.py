@@ -1,158 +1,276 @@
-"""When to poll next: a pure function of what the gate has seen so far.
+"""When to poll next, and whether to read the step logs with it: pure functions of what the watcher has seen.
 
-The fixed-interval tools either spend API calls or detect the end of a run late. This policy polls quickly right
-after the trigger (a bad branch or a deps error fails in seconds), then sleeps half of the time it expects the run
-still needs, so polls close in on the end of the run instead of marching past it at a fixed pace. "Expected" comes
-from the run itself when it can: the "N of M" node lines in the running step's log (fetched with every poll anyway)
-and that step's elapsed time; otherwise from the median duration of the job's recent runs. It never polls faster
-than `min_interval` nor slower than the user's `interval`, and a rate limit (429) stretches it to the maximum.
+Two things are bounded by construction, whatever the estimates say:
+
+- Calls. Every poll spends a token from a bucket that refills at one token per `period` (30 s, or the user's
+  `interval` if shorter) and holds at most `capacity`. A poll waits until a token is there, so over any stretch of
+  T seconds there are at most `capacity + T / period` polls: never more than a fixed-`period` poller on the same
+  run plus a constant, and fast polling (spacing below `period`) can only spend what slower polling saved, at most
+  `capacity` polls in a row. No log shape can make it poll every few seconds for long.
+- Bytes. The run object alone is a few KB; with `run_steps` it carries every step's log (up to 1,000 lines each,
+  tens to hundreds of KB). Logs are read only when an estimate needs refreshing and `logs_affordable` says the log
+  bytes so far stay within `ratio` times what plain polls at `period` would have read (plus a small allowance).
+
+Within those bounds the policy puts its polls where the run is likely to end: quickly in the first seconds after
+the run *starts* (a bad branch or a compilation error fails then), at the user's `interval` while the end is far,
+and close together inside the window the estimate gives for the end. The estimate comes from the job's previous
+run: its log says how long before its end each node finished, so a node seen finishing now predicts the end from
+the part of the run that follows it — the heavy tail included — rather than from "N of M", which says nothing
+about a long final model. Without that, the job's history is the prior.
 """
 
 from __future__ import annotations
 
-import re
 import statistics
-from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import cached_property
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
 
+from dbtgate.dbtlog import LogScan
 from dbtgate.models import Run, RunStatus
 
-_NODE_DONE = re.compile(r"\b(\d+) of (\d+) (?:OK|PASS|FAIL|WARN|ERROR|SKIP)\b")
-_TIMED_DONE = re.compile(r"^(\d\d):(\d\d):(\d\d)\s+(\d+) of (\d+) (?:OK|PASS|FAIL|WARN|ERROR|SKIP)\b", re.M)
-_DBT_START = re.compile(r"^(\d\d):(\d\d):(\d\d)\s+Running with dbt=", re.M)
-_TAIL = 4000  # characters of the step log to look at: the newest progress line is near the end
+DAY = 86400
+FINALIZE = 3.0          # seconds from the last step's end to the run's completion (dbt Cloud: about 1 to 6)
 
 
+# ---- the call budget ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class PollState:
-    """What the policy sees after a poll. `progress` is estimated once, on first use, for the policy and the
-    progress line alike (it scans the step log)."""
+class PollBudget:
+    """A token bucket, as a value. `level(now)` tokens are there at clock time `now`; a poll needs one."""
 
-    since_trigger: float                     # seconds since the run was triggered (or first seen)
-    run: Run | None                          # the run as last seen
-    since_start: float | None = None         # seconds the run has been executing, when known
-    expected_duration: float | None = None   # typical run_duration of this job, from its history
-    rate_limited: bool = False
-    total_steps: int | None = None           # steps the run will have, when known
+    period: float = 30.0
+    capacity: float = 15.0
+    tokens: float = 15.0
+    at: float = 0.0
 
-    @cached_property
-    def progress(self) -> Progress | None:
-        return estimate(self)
+    def level(self, now: float) -> float:
+        return min(self.capacity, self.tokens + max(0.0, now - self.at) / self.period)
+
+    def wait_for_token(self, now: float) -> float:
+        """Seconds until a poll may be made (0 when a token is there)."""
+        return max(0.0, (1.0 - self.level(now)) * self.period)
+
+    def spend(self, now: float) -> PollBudget:
+        return replace(self, tokens=self.level(now) - 1.0, at=now)
 
 
-def poll_state(run: Run, waited: float, history: float | None, *, total_steps: int | None = None,
-               rate_limited: bool = False) -> PollState:
-    """What the policy sees after a poll: the gate and the benchmark's simulation both build it here."""
-    since_start = None
-    if run.started_at is not None and run.duration_seconds is not None:
-        since_start = max(0.0, float(run.duration_seconds - (run.queued_duration_seconds or 0)))
-    return PollState(since_trigger=waited, run=run, since_start=since_start, expected_duration=history,
-                     rate_limited=rate_limited, total_steps=total_steps)
+def logs_affordable(*, spent: int, expected: int, plain: int, elapsed: float, period: float,
+                    horizon: float | None = None, ratio: float = 2.0, initial: int = 16 * 1024) -> bool:
+    """True when reading `expected` more bytes of logs keeps log bytes within `ratio` times what a fixed-`period`
+    poller of `plain`-byte polls would have read by now (or by half the expected run, `horizon`, so a long job can
+    afford its first look early), plus `initial`."""
+    span = max(elapsed, (horizon or 0.0) / 2)
+    allowance = initial + ratio * plain * (span / period + 1)
+    return spent + expected <= allowance
+
+
+# ---- what the watcher knows --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Estimate:
+    """When the run should end, in seconds after it started, give or take `spread`."""
+
+    end: float
+    spread: float
+    made_at: float                     # seconds after the start of the information it rests on
+    source: str                        # history | previous-run | finished | pace
+    nodes_done: int = 0
+    nodes_total: int = 0
 
 
 @dataclass(frozen=True)
 class Progress:
     nodes_done: int
     nodes_total: int
-    remaining: float | None                  # seconds, estimated
+    remaining: float | None            # seconds, estimated
 
 
-def node_progress(logs: str) -> tuple[int, int] | None:
-    """The newest "N of M <RESULT>" line of a dbt step log, as (N, M)."""
-    matches = _NODE_DONE.findall(logs[-_TAIL:])
-    if not matches:
+@dataclass(frozen=True)
+class PollState:
+    since_trigger: float                       # seconds since the watcher began
+    run: Run | None
+    since_start: float | None = None           # seconds the run has been executing, when it has started
+    estimate: Estimate | None = None
+    rate_limited: bool = False
+    logs_affordable: bool = False
+    logs_age: float | None = None              # seconds since logs were last read; None: never
+    follow: bool = False                       # fail_fast: follow the running step's log
+
+    @property
+    def progress(self) -> Progress | None:
+        if self.estimate is None:
+            return None
+        remaining = self.estimate.end - self.since_start if self.since_start is not None else None
+        return Progress(self.estimate.nodes_done, self.estimate.nodes_total, remaining)
+
+
+def since_start(run: Run) -> float | None:
+    """Seconds the run has been executing, by dbt Cloud's own clock (its durations), when it has started."""
+    if run.started_at is None or run.duration_seconds is None:
         return None
-    done, total = matches[-1]
-    return int(done), int(total)
+    return max(0.0, float(run.duration_seconds - (run.queued_duration_seconds or 0)))
 
 
-def _seconds(match: re.Match[str]) -> int:
-    return int(match.group(1)) * 3600 + int(match.group(2)) * 60 + int(match.group(3))
-
-
-def step_projection(logs: str, elapsed: float) -> tuple[int, int, float] | None:
-    """(nodes done, nodes total, seconds the step still needs) from a running dbt step's log.
-
-    The pace is taken from the log's own timestamps (dbt start → the Nth node's end), so the estimate does not
-    drift between node completions; a truncated log (no "Running with dbt=" line) falls back to the step's
-    elapsed time.
-    """
-    tail = logs[-_TAIL:]
-    timed = list(_TIMED_DONE.finditer(tail))
-    start = _DBT_START.search(logs)
-    if timed and start:
-        newest = timed[-1]
-        done, total = int(newest.group(4)), int(newest.group(5))
-        at = _seconds(newest) - _seconds(start)
-        at += 86400 if at < 0 else 0  # the step ran past midnight
-        if done > 0 and at > 0:
-            return done, total, at * total / done - elapsed
-    found = node_progress(tail)
-    if found is None or found[0] <= 0:
-        return None
-    done, total = found
-    return done, total, elapsed * (total - done) / done
-
-
-def estimate(state: PollState) -> Progress | None:
-    """How far the run is, and roughly how long it has left; None when nothing is known yet.
-
-    The job's history is the prior until the first node of the last step finishes; from then on the run's own pace
-    decides, which also corrects a history that is wrong for this run. (Blending the two was tried: a history that
-    is far off drags the estimate to "done" after every node and causes bursts of needless polls.)
-    """
-    run = state.run
-    if run is None:
-        return None
-    from_history = (state.expected_duration - state.since_start
-                    if state.expected_duration is not None and state.since_start is not None else None)
-    step = run.steps[-1] if run.steps else None
-    if step is not None and step.status_code == RunStatus.RUNNING and step.duration_seconds is not None:
-        projected = step_projection(step.logs, step.duration_seconds)
-        last_step = state.total_steps is None or step.index >= state.total_steps
-        if projected is not None:
-            done, total, remaining = projected
-            return Progress(done, total, remaining if last_step else from_history)
-    if from_history is not None:
-        return Progress(0, 0, from_history)
-    return None
+@dataclass(frozen=True)
+class Decision:
+    delay: float
+    logs: bool = False                         # read the step logs with the next poll
 
 
 @dataclass(frozen=True)
 class FixedInterval:
     interval: float
 
-    def next_delay(self, state: PollState) -> float:
-        return self.interval
+    def decide(self, state: PollState, budget: PollBudget, now: float) -> Decision:
+        return Decision(self.interval)
 
 
 @dataclass(frozen=True)
 class AdaptivePolicy:
-    max_interval: float = 30.0
+    max_interval: float = 60.0         # the user's `interval`: the longest spacing
     min_interval: float = 2.0
-    early_window: float = 60.0     # seconds after the trigger in which early failures are likely
-    early_max: float = 5.0         # the longest spacing within it
+    early_window: float = 45.0         # seconds after the run starts in which early failures are likely
+    early_max: float = 5.0             # the longest spacing within it
+    window_spacing: float = 4.0        # the spacing aimed at inside the end window, tokens permitting
+    follow_interval: float = 5.0       # fail_fast: how often the running step's log is read
 
-    def next_delay(self, state: PollState) -> float:
+    def decide(self, state: PollState, budget: PollBudget, now: float) -> Decision:
         ceiling = max(self.max_interval, self.min_interval)
         floor = min(self.min_interval, ceiling)
-        if state.rate_limited:
-            return ceiling
-        progress = state.progress
-        remaining = progress.remaining if progress is not None else None
-        if state.since_trigger < self.early_window:
-            delay = max(floor, min(self.early_max, state.since_trigger / 3))
-        elif remaining is not None:
-            # Sleep half of what is left: polls close in on the end. Past the estimate, the end can come at any
-            # moment, so poll often, backing off slowly while the run overstays.
-            delay = remaining / 2 if remaining > 0 else floor + (-remaining) / 8
-        else:
-            delay = state.since_trigger / 4
-        status = state.run.status if state.run is not None else None
-        if status is RunStatus.QUEUED and state.run is not None and state.run.blocked_by:
-            delay = max(delay, ceiling / 2)  # waiting behind another run: nothing will change soon
-        return min(ceiling, max(floor, delay))
+        delay, logs = self._desired(state, budget.level(now), floor, ceiling)
+        delay = min(ceiling, max(floor, delay))
+        # The bucket has the last word: this is what bounds the calls, whatever the estimate says.
+        return Decision(max(delay, budget.wait_for_token(now)), logs)
+
+    def _desired(self, state: PollState, tokens: float, floor: float, ceiling: float) -> tuple[float, bool]:
+        run = state.run
+        if state.rate_limited or run is None:
+            return ceiling, False
+        status = run.status
+        started = state.since_start
+        if started is None or status in (RunStatus.QUEUED, RunStatus.STARTING):
+            if status is RunStatus.QUEUED and run.blocked_by:
+                return ceiling / 2, False          # behind another run: nothing will change soon
+            # Not started: look often enough that the early window below begins close to the real start (a run
+            # queued for minutes can still fail in its first seconds), slowing down only as far as every 10 s.
+            return min(10.0, max(3.0, state.since_trigger / 3)), False
+        if state.follow and status is RunStatus.RUNNING:
+            return self.follow_interval, True
+        if started < self.early_window:
+            return min(self.early_max, max(floor, started / 4)), False
+        estimate = state.estimate
+        age = state.logs_age
+        if estimate is None:
+            # Nothing known: a quarter of the time it has run, with a look at the logs when they are affordable.
+            fresh_enough = age is not None and age < ceiling
+            return started / 4, state.logs_affordable and not fresh_enough
+        low, high = estimate.end - estimate.spread, estimate.end + estimate.spread
+        if started < low:
+            # Before the window. If tokens can cover it at a tight spacing, sleep to its start; otherwise land a
+            # log read halfway there, where the estimate will be sharper (the spread shrinks with what is left).
+            coverable = 2 * estimate.spread <= max(1.0, tokens - 1) * self.window_spacing
+            if coverable or not state.logs_affordable or estimate.source == "finished":
+                return low - started, False
+            target = (low - started) / 2
+            return (target, True) if target <= ceiling else (ceiling, False)
+        if started <= high:
+            left = high - started
+            spacing = left / max(1.0, tokens - 1)
+            return max(floor, min(self.window_spacing * 2, spacing)), False
+        # Past the window: the estimate was wrong. Back off with the overrun and refresh it when affordable.
+        over = started - high
+        stale = age is None or age >= max(floor * 2, over / 2)
+        return floor + over / 4, state.logs_affordable and stale
+
+
+# ---- estimating the end --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Prior:
+    """The previous run's last step, per node: (seconds it took, seconds from its end to the step's end)."""
+
+    nodes: Mapping[tuple[str, str], tuple[float, float]]
+
+    @classmethod
+    def from_scan(cls, scan: LogScan) -> Prior | None:
+        end = scan.last_at
+        if end is None or not scan.finished:
+            return None
+        nodes: dict[tuple[str, str], tuple[float, float]] = {}
+        for line in scan.results:
+            took = line.seconds
+            if took is None or line.at is None or not line.name:
+                continue
+            nodes[line.key] = (took, float((end - line.at) % DAY))
+        return cls(nodes) if nodes else None
+
+
+def clock_of_day(moment: datetime | None) -> float | None:
+    if moment is None:
+        return None
+    return moment.hour * 3600 + moment.minute * 60 + moment.second + moment.microsecond / 1e6
+
+
+def _run_time(at: int, start_of_day: float) -> float:
+    """A log line's time of day as seconds after the run started (dbt prints UTC; the step may cross midnight)."""
+    offset = (at - start_of_day) % DAY
+    return offset - DAY if offset > DAY - 600 else offset
+
+
+def estimate_end(scan: LogScan | None, *, fetched_at: float, start_of_day: float | None, last_step: bool,
+                 prior: Prior | None, history: float | None, step_elapsed: float | None = None) -> Estimate | None:
+    """The run's end, from the newest log of its running step (read `fetched_at` seconds after the start), the
+    previous run's node timings and the job's typical duration. The sharpest of what applies wins."""
+    candidates: list[Estimate] = []
+    done = scan.done if scan is not None else 0
+    total = scan.total if scan is not None else 0
+    if history is not None and history + 0.2 * history >= fetched_at:
+        # Runs of one job vary by some 20% (data volumes, warehouse load): the history is a wide prior.
+        candidates.append(Estimate(max(history, fetched_at), 0.2 * history + 5, fetched_at, "history", done, total))
+    if scan is not None and last_step:
+        if scan.finished:
+            return Estimate(fetched_at + FINALIZE, FINALIZE, fetched_at, "finished", done, total)
+        if start_of_day is not None and prior is not None:
+            found = _from_prior(scan, prior, start_of_day, fetched_at)
+            if found is not None:
+                candidates.append(found)
+        if not candidates and total and done and step_elapsed is not None:
+            # Only the pace is known: the nodes left at the rate so far, with a spread as wide as that guess, since
+            # a long final model can take longer than all the others together.
+            remaining = step_elapsed * (total - done) / done
+            candidates.append(Estimate(fetched_at + remaining, max(remaining, 30.0), fetched_at, "pace", done,
+                                       total))
+    if not candidates:
+        return None
+    best = min(candidates, key=lambda e: e.spread)
+    return replace(best, end=max(best.end, fetched_at + 1), nodes_done=done, nodes_total=total)
+
+
+def _from_prior(scan: LogScan, prior: Prior, start_of_day: float, fetched_at: float) -> Estimate | None:
+    ratios = []
+    points: list[tuple[float, float]] = []         # (seconds the previous run still needed after it, the estimate)
+    pending: list[tuple[float, float, float]] = []  # in flight: (started, its previous duration, then still needed)
+    for line in scan.results:
+        known = prior.nodes.get(line.key)
+        if known is None or line.at is None:
+            continue
+        took, before_end = known
+        if line.seconds is not None and took >= 1.0:
+            ratios.append(line.seconds / took)
+        points.append((before_end, _run_time(line.at, start_of_day)))
+    for line in scan.starts:
+        known = prior.nodes.get(line.key)
+        if known is not None and line.at is not None:
+            pending.append((_run_time(line.at, start_of_day), known[0], known[1]))
+    if not points and not pending:
+        return None
+    # How much slower or faster this run is than the previous one, from the nodes both ran.
+    pace = statistics.median(ratios) if ratios else 1.0
+    pace = min(4.0, max(0.25, pace))
+    options = [(before_end, at + pace * before_end) for before_end, at in points]
+    options += [(took + before_end, began + pace * (took + before_end)) for began, took, before_end in pending]
+    ahead, end = min(options)
+    # The less of the previous run lies beyond the anchor, the sharper the estimate: node times vary by some 15%.
+    spread = 0.2 * pace * ahead + (0.0 if ratios else 0.3 * ahead) + FINALIZE + 2.0
+    return Estimate(end + FINALIZE, spread, fetched_at, "previous-run")
 
 
 def expected_duration(history: Sequence[Run]) -> float | None:

@@ -1,77 +1,266 @@
-"""Watching a run to its end: poll, tell people how it goes, and stop at the deadline.
+"""Watching a run to its end: poll, follow what dbt prints, tell people how it goes, and stop at the deadline.
 
-The gate hands a run and a deadline to `RunWatcher.wait`; when to poll next is the pure policy's decision
-(polling.py), what to say the progress reporter's (progress.py). Every request carries the gate's deadline.
+The gate hands a run and a deadline to `RunWatcher.wait`. When to poll next and whether to read the logs with it
+is the pure policy's decision (polling.py); reading dbt's log is dbtlog.py's job; what to say is the progress
+reporter's (progress.py). Most polls fetch the run object alone (a few KB); the step logs (every step's, tens to
+hundreds of KB) come only when the policy wants a fresh estimate, when fail_fast follows the log, and once at the
+end for the summary. Every request carries the gate's deadline.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
 
-from dbtgate.client import ApiFailure, DbtCloudClient
+from dbtgate.client import ApiFailure, DeadlineExceeded
 from dbtgate.clock import Clock
-from dbtgate.models import Run
-from dbtgate.polling import AdaptivePolicy, PollState, expected_duration, poll_state
+from dbtgate.dbtlog import LogScan, NodeLine, scan
+from dbtgate.models import Run, RunStatus
+from dbtgate.polling import (
+    AdaptivePolicy,
+    Estimate,
+    PollBudget,
+    PollState,
+    Prior,
+    clock_of_day,
+    estimate_end,
+    expected_duration,
+    logs_affordable,
+    since_start,
+)
 from dbtgate.progress import ProgressReporter
 
 NEW_RUN_404_GRACE = 30.0        # a brand-new run can 404 for a few seconds (a known race)
-POLL_INCLUDE = ("run_steps", "trigger")  # steps for progress and logs; trigger for the cause in the summary
+PLAIN_INCLUDE = ("trigger",)    # the run alone; trigger for the cause in the summary
+LOGS_INCLUDE = ("run_steps", "trigger")
 LAST_LOOK = 10.0                # at the deadline, one more look (bounded by this) so a finished run is not a timeout
+BASE_PERIOD = 30.0              # the call budget refills at the pace of a fixed 30 s poller
+BURST = 15.0                    # polls that may be spent ahead of that pace
+GUESS_PLAIN = 2_000             # bytes of a run object without logs, until one has been measured
+GUESS_LOGS = 40_000             # bytes of a run with its logs, until one has been measured
+
+
+class WatchClient(Protocol):
+    """What the watcher needs of `DbtCloudClient` (the benchmark drives it with an in-process stand-in)."""
+
+    bytes_received: int
+
+    def get_run(self, run_id: int, include: Sequence[str] = ..., *, deadline: float,
+                not_found_grace_until: float | None = None) -> Run: ...
+
+    def list_runs(self, job_id: int, *, deadline: float, limit: int = 10, statuses: Sequence[int] | None = None,
+                  include: Sequence[str] = ("trigger",)) -> list[Run]: ...
+
+    def rate_limited_recently(self, window: float = 300.0) -> bool: ...
+
+
+@dataclass(frozen=True)
+class LiveFailure:
+    """A node that failed (model error, test failure, source freshness error), as the running step's log showed it.
+
+    `file` and `message` are dbt's own, from the closing summary when the log already had it; otherwise the file is
+    "" and the message is what the result line said (e.g. "FAIL 3")."""
+
+    name: str
+    resource_type: str          # model | test | seed | snapshot | source | "" when dbt's line did not say
+    file: str
+    message: str
+    step: int                   # the run step's index
+    seen_at: float              # the watcher's clock when it was seen
+    logged_at: datetime | None  # when dbt printed the line (UTC), when the run's start date is known
+
+
+@dataclass(frozen=True)
+class Watch:
+    """What waiting came to. `run` is None when the deadline came first; `stopped_for_failure` is True when
+    fail_fast stopped the wait at the first failed node (the run is then still going: cancelling is the caller's)."""
+
+    run: Run | None
+    failures: tuple[LiveFailure, ...] = ()
+    stopped_for_failure: bool = False
+    polls: int = 0              # requests made while waiting (history and previous-run lookups included)
+    bytes_read: int = 0         # body bytes those requests read
+
+
+@dataclass
+class _Follow:
+    """What the watcher has learnt of one run so far."""
+
+    history: float | None = None
+    prior: Prior | None = None
+    estimate: Estimate | None = None
+    logs_at: float | None = None          # since_start when logs were last read
+    plain_bytes: list[int] = field(default_factory=list)
+    log_bytes: int = 0                    # spent on logs (and the previous run's log)
+    last_log_size: int = GUESS_LOGS
+    failures: dict[tuple[str, str], LiveFailure] = field(default_factory=dict)
+
+    @property
+    def plain_size(self) -> int:
+        recent = self.plain_bytes[-5:]
+        return int(sum(recent) / len(recent)) if recent else GUESS_PLAIN
 
 
 class RunWatcher:
-    def __init__(self, client: DbtCloudClient, clock: Clock, *, emit: Callable[[str], None], interval: float,
+    def __init__(self, client: WatchClient, clock: Clock, *, emit: Callable[[str], None], interval: float,
                  api_timeout: float) -> None:
         self.client = client
         self.clock = clock
         self.emit = emit
         self.api_timeout = api_timeout
         self.policy = AdaptivePolicy(max_interval=interval, min_interval=min(2.0, interval))
+        self.period = min(BASE_PERIOD, interval)
         self.progress = ProgressReporter(emit)
 
     def wait(self, run: Run, *, deadline: float, commands: Sequence[str] = (),
-             seen: Callable[[Run], None] = lambda run: None) -> Run | None:
-        """Poll until the run is terminal; None when the deadline passes first. `seen` hears of every poll."""
-        seen_at = self.clock.monotonic()
-        grace_until = seen_at + NEW_RUN_404_GRACE
+             seen: Callable[[Run], None] = lambda run: None, fail_fast: bool = False) -> Watch:
+        """Poll until the run is terminal (or, with `fail_fast`, until a node fails); `Watch.run` is None when the
+        deadline passes first. `seen` hears of every poll."""
+        began = self.clock.monotonic()
+        bytes_before = self.client.bytes_received
+        calls = 0
+        grace_until = began + NEW_RUN_404_GRACE
         total_steps = len(commands) + 2 if commands else None  # the two setup steps dbt Cloud adds, then each
-        history = self._history(run, deadline)
+        follow = _Follow()
+        period = self.policy.follow_interval if fail_fast else self.period
+        budget = PollBudget(period=period, capacity=BURST, tokens=BURST, at=began)
+        calls += self._learn_history(run, deadline, follow)
         warned_unknown = False
+
+        def result(final: Run | None, stopped: bool = False) -> Watch:
+            return Watch(final, tuple(follow.failures.values()), stopped, calls,
+                         self.client.bytes_received - bytes_before)
+
         while True:
             seen(run)
-            waited = self.clock.monotonic() - seen_at
-            state = self._poll_state(run, waited, history, total_steps)
-            self.progress.observe(run, waited, state.progress, state.total_steps)
+            now = self.clock.monotonic()
+            started = since_start(run)
+            if run.steps:
+                self._read_logs(run, started, total_steps, follow, now)
+            state = self._state(run, now - began, started, follow, fail_fast)
+            self.progress.observe(run, now - began, state.progress, total_steps)
             if run.is_terminal:
-                return run
+                if not run.steps:
+                    # The summary needs the steps and the failing step's log: one read of them at the end.
+                    try:
+                        run = self.client.get_run(run.id, LOGS_INCLUDE, deadline=max(deadline, now + LAST_LOOK))
+                        calls += 1
+                        seen(run)
+                        self._read_logs(run, since_start(run), total_steps, follow, self.clock.monotonic())
+                    except (ApiFailure, DeadlineExceeded):
+                        pass  # the verdict stands on the status already seen; the summary just has no log
+                return result(run)
+            if fail_fast and follow.failures:
+                return result(run, stopped=True)
             if run.status is None and not warned_unknown:
                 warned_unknown = True
                 self.emit(f"Run {run.id} reports status code {run.status_code}, which dbtgate does not know; it is "
                           "not treated as success. Waiting for dbt Cloud to mark the run complete.")
-            now = self.clock.monotonic()
             if now >= deadline:
-                return None
-            delay = self.policy.next_delay(state)
-            self.clock.sleep(min(delay, max(0.0, deadline - now)))
+                return result(None)
+            decision = self.policy.decide(state, budget, now)
+            self.clock.sleep(min(decision.delay, max(0.0, deadline - now)))
+            include = LOGS_INCLUDE if decision.logs else PLAIN_INCLUDE
+            budget = budget.spend(self.clock.monotonic())
+            before = self.client.bytes_received
             if self.clock.monotonic() >= deadline:
                 # One last look so a run that just finished is reported as it is, not as a timeout.
                 last_look = self.clock.monotonic() + min(LAST_LOOK, self.api_timeout)
-                run = self.client.get_run(run.id, POLL_INCLUDE, deadline=last_look)
+                run = self.client.get_run(run.id, LOGS_INCLUDE, deadline=last_look)
+                calls += 1
                 seen(run)
-                self.progress.observe(run, self.clock.monotonic() - seen_at)
-                return run if run.is_terminal else None
-            run = self.client.get_run(run.id, POLL_INCLUDE, deadline=deadline, not_found_grace_until=grace_until)
+                self._read_logs(run, since_start(run), total_steps, follow, self.clock.monotonic())
+                self.progress.observe(run, self.clock.monotonic() - began)
+                return result(run if run.is_terminal else None)
+            run = self.client.get_run(run.id, include, deadline=deadline, not_found_grace_until=grace_until)
+            calls += 1
+            size = self.client.bytes_received - before
+            if decision.logs:
+                follow.log_bytes += size
+                follow.last_log_size = max(size, GUESS_PLAIN)
+            else:
+                follow.plain_bytes.append(size)
 
-    def _poll_state(self, run: Run, waited: float, history: float | None, total_steps: int | None) -> PollState:
-        return poll_state(run, waited, history, total_steps=total_steps,
-                          rate_limited=self.client.rate_limited_recently())
+    # ---- what is known ------------------------------------------------------------------------------------
+    def _state(self, run: Run, waited: float, started: float | None, follow: _Follow, fail_fast: bool) -> PollState:
+        affordable = logs_affordable(spent=follow.log_bytes, expected=follow.last_log_size,
+                                     plain=follow.plain_size, elapsed=waited, period=self.period,
+                                     horizon=follow.history)
+        age = started - follow.logs_at if started is not None and follow.logs_at is not None else None
+        return PollState(since_trigger=waited, run=run, since_start=started, estimate=follow.estimate,
+                         rate_limited=self.client.rate_limited_recently(), logs_affordable=affordable,
+                         logs_age=age, follow=fail_fast)
 
-    def _history(self, run: Run, deadline: float) -> float | None:
-        """Typical duration of this job's runs, for the polling policy. Best effort: one list call."""
+    def _read_logs(self, run: Run, started: float | None, total_steps: int | None, follow: _Follow,
+                   now: float) -> None:
+        """Take what a poll with logs says: failed nodes to report, and a fresh estimate of the end."""
+        if not run.steps:
+            return
+        for step in run.steps:
+            if step.logs and (step.status_code == RunStatus.RUNNING or step.failed or step is run.steps[-1]):
+                self._report_failures(run, step.index, scan(step.logs), follow, now)
+        current = run.steps[-1]
+        if started is None or current.status_code != RunStatus.RUNNING:
+            return
+        follow.logs_at = started
+        last_step = total_steps is None or current.index >= total_steps
+        follow.estimate = estimate_end(scan(current.logs), fetched_at=started,
+                                       start_of_day=clock_of_day(run.started_at), last_step=last_step,
+                                       prior=follow.prior, history=follow.history,
+                                       step_elapsed=current.duration_seconds)
+
+    def _report_failures(self, run: Run, step: int, scanned: LogScan, follow: _Follow, now: float) -> None:
+        for line in scanned.failures:
+            key = (line.resource_type, line.name)
+            if key in follow.failures:
+                continue
+            problem = scanned.problem_for(line)
+            failure = LiveFailure(name=line.name, resource_type=line.resource_type,
+                                  file=problem.path if problem else "",
+                                  message=(problem.message if problem and problem.message else line.detail),
+                                  step=step, seen_at=now, logged_at=_logged_at(run, line))
+            follow.failures[key] = failure
+            what = f"{failure.resource_type} {failure.name}".strip()
+            where = f" ({failure.file})" if failure.file else ""
+            verb = "failed" if line.word == "FAIL" else "errored"
+            message = failure.message.splitlines()[0] if failure.message else ""
+            self.emit(f"Run {run.id}: {what}{where} {verb}" + (f": {message}" if message else ""))
+
+    def _learn_history(self, run: Run, deadline: float, follow: _Follow) -> int:
+        """The job's typical duration and its previous successful run's log (node timings), best effort: one list
+        call, and one read of that run when the byte budget can carry it. Returns the calls made."""
         if run.job_id is None:
-            return None
+            return 0
         try:
-            return expected_duration(self.client.list_runs(run.job_id, limit=10, statuses=(10, 20), include=(),
-                                                           deadline=deadline))
+            history = self.client.list_runs(run.job_id, limit=10, statuses=(10, 20), include=(), deadline=deadline)
         except ApiFailure:
-            return None
+            return 1
+        follow.history = expected_duration(history)
+        previous = next((past for past in history if past.status is RunStatus.SUCCESS and past.id != run.id), None)
+        if previous is None or follow.history is None or not logs_affordable(
+                spent=0, expected=GUESS_LOGS, plain=GUESS_PLAIN, elapsed=0.0, period=self.period,
+                horizon=follow.history):
+            return 1
+        before = self.client.bytes_received
+        try:
+            past = self.client.get_run(previous.id, ("run_steps",), deadline=deadline)
+        except ApiFailure:
+            return 2
+        finally:
+            follow.log_bytes += self.client.bytes_received - before
+        steps = [step for step in past.steps if step.logs]
+        if steps:
+            follow.prior = Prior.from_scan(scan(steps[-1].logs))
+        return 2
+
+
+def _logged_at(run: Run, line: NodeLine) -> datetime | None:
+    if run.started_at is None or line.at is None:
+        return None
+    day = run.started_at.replace(hour=0, minute=0, second=0, microsecond=0)
+    moment = day + timedelta(seconds=line.at)
+    if moment < run.started_at - timedelta(minutes=10):
+        moment += timedelta(days=1)   # the step ran past midnight
+    return moment

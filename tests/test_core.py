@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from dbtgate.client import Attempt, RetryPolicy, classify, parse_retry_after
 from dbtgate.gate import ExitCode, Outcome, exit_code_for, outcome_of
 from dbtgate.models import Run, iso_utc, parse_api_duration, parse_api_timestamp
-from dbtgate.polling import AdaptivePolicy, PollState, expected_duration
+from dbtgate.polling import expected_duration
 from dbtgate.progress import ProgressReporter
 
 
@@ -110,26 +110,7 @@ def test_the_sample_run_from_the_wild_parses() -> None:
     assert parsed.status_message == "" and parsed.cause == ""
 
 
-# ---- polling --------------------------------------------------------------------------------------------------
-@given(st.floats(min_value=0, max_value=20_000), st.one_of(st.none(), st.floats(min_value=0, max_value=20_000)),
-       st.one_of(st.none(), st.floats(min_value=1, max_value=20_000)), st.booleans(),
-       st.floats(min_value=0.5, max_value=120))
-def test_adaptive_delay_stays_within_bounds(since_trigger: float, since_start: float | None,
-                                            expected: float | None, limited: bool, interval: float) -> None:
-    policy = AdaptivePolicy(max_interval=interval, min_interval=min(2.0, interval))
-    delay = policy.next_delay(PollState(since_trigger, run(3), since_start, expected, limited))
-    assert policy.min_interval <= delay <= interval
-
-
-def test_adaptive_polls_fast_early_and_near_the_expected_end() -> None:
-    policy = AdaptivePolicy(max_interval=30)
-    assert policy.next_delay(PollState(4, run(1))) == 2
-    far = policy.next_delay(PollState(600, run(3), since_start=100, expected_duration=1800))
-    near = policy.next_delay(PollState(1795, run(3), since_start=1790, expected_duration=1800))
-    assert far == 30 and near <= 5
-    assert policy.next_delay(PollState(100, run(3), rate_limited=True)) == 30
-
-
+# ---- polling (the policy itself: tests/test_polling.py) ---------------------------------------------------
 def test_expected_duration_is_the_median_of_finished_runs() -> None:
     history = [run(10, run_duration="00:10:00"), run(20, run_duration="00:02:00"), run(10, run_duration="00:12:00"),
                run(30, run_duration="00:00:05")]
@@ -152,42 +133,6 @@ def test_progress_prints_changes_and_heartbeats_not_every_poll() -> None:
     assert "still Running" in lines[-1]
     reporter.observe(run(1, blocked_by=[5]), 500)
     assert "behind run 5" in lines[-1]
-
-
-# ---- progress estimate ----------------------------------------------------------------------------------------
-from dbtgate.polling import estimate, node_progress, step_projection  # noqa: E402
-
-LOG = ("10:00:00  Running with dbt=1.9.4\n10:00:00  Concurrency: 8 threads\n"
-       "10:00:00  1 of 10 START sql table model a [RUN]\n10:01:00  1 of 10 OK a ........ [OK in 60s]\n"
-       "10:01:00  2 of 10 START sql table model b [RUN]\n10:02:00  2 of 10 OK b ........ [OK in 60s]\n")
-
-
-def test_step_projection_uses_the_logs_own_pace() -> None:
-    # 2 of 10 nodes in 120 s: 600 s in all; 150 s have passed, so 450 s are left, whatever the poll timing.
-    assert step_projection(LOG, 150) == (2, 10, 450)
-    assert step_projection(LOG, 170) == (2, 10, 430)
-
-
-def test_step_projection_across_midnight_and_without_a_start_line() -> None:
-    wrapped = LOG.replace("10:00:00", "23:59:30").replace("10:01:00", "00:00:30").replace("10:02:00", "00:01:30")
-    assert step_projection(wrapped, 150) == (2, 10, 450)
-    truncated = LOG.split("\n", 2)[2]  # the "Running with dbt=" line was cut off
-    assert step_projection(truncated, 120) == (2, 10, 480)
-    assert step_projection("nothing yet", 10) is None
-    assert node_progress(LOG) == (2, 10)
-
-
-def test_history_is_the_prior_until_nodes_finish() -> None:
-    running = run(3, started_at="2026-01-01 10:00:00+00:00", duration="00:05:00", queued_duration="00:00:00",
-                  run_steps=[{"index": 3, "name": "Invoke dbt with `dbt build`", "status": 3, "duration": "00:01:00",
-                              "logs": "10:00:00  Running with dbt=1.9.4\n"}])
-    before = estimate(PollState(300, running, since_start=300, expected_duration=1000, total_steps=3))
-    assert before is not None and before.remaining == 700
-    with_nodes = run(3, run_steps=[{"index": 3, "name": "x", "status": 3, "duration": "00:02:30", "logs": LOG}])
-    after = estimate(PollState(400, with_nodes, since_start=400, expected_duration=100, total_steps=3))
-    assert after is not None and (after.nodes_done, after.nodes_total, after.remaining) == (2, 10, 450)
-    earlier_step = estimate(PollState(400, with_nodes, since_start=400, expected_duration=1000, total_steps=4))
-    assert earlier_step is not None and earlier_step.remaining == 600, "not the last step: the job's history"
 
 
 def test_a_blank_href_is_rebuilt_from_the_project() -> None:
