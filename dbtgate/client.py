@@ -11,6 +11,7 @@ import email.utils
 import json
 import random
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -141,11 +142,23 @@ class _Transfer:
         self.sink_error: OSError | None = None   # the local file could not be written: not the server's fault
 
     def abandon(self) -> None:
+        """Stop the worker's read without ever blocking the caller.
+
+        Closing the response would wait for the lock the worker's buffered read holds (until a trickling body
+        ends); shutting the socket down makes that read return at once instead. Before the response exists the
+        worker is left to its own socket timeout: it can no longer touch anything the caller uses."""
         self.abandoned = True
         reply = self.reply
-        if reply is not None:
-            with contextlib.suppress(Exception):
-                reply.close()
+        if reply is None:
+            return
+        raw = getattr(reply, "raw", None)
+        connection = getattr(raw, "_connection", None)
+        sock = getattr(connection, "sock", None)
+        if sock is None:  # urllib3 without the connection handle: reach the socket under the file object
+            sock = getattr(getattr(getattr(getattr(raw, "_fp", None), "fp", None), "raw", None), "_sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 Sink = Callable[[], BinaryIO]
@@ -193,6 +206,7 @@ class DbtCloudClient:
         self._session.headers.update({"Authorization": f"Token {token}", "Accept": "application/json",
                                       "User-Agent": "dbtgate"})
         self._rate_limited_at: float | None = None
+        self._run_jobs: dict[int, int] = {}   # run id → its job, as first seen
         # Body bytes read from dbt Cloud by this client, failed attempts and artifacts included: the watcher reads
         # step logs only while the bytes they cost stay within its budget, and the benchmarks report it.
         self.bytes_received = 0
@@ -224,7 +238,8 @@ class DbtCloudClient:
                 not_found_grace_until: float | None = None) -> Run:
         params = {"include_related": json.dumps(list(include))} if include else None
         data = self._call("GET", f"runs/{run_id}/", params=params, what=f"run {run_id}", deadline=deadline,
-                          not_found_grace_until=not_found_grace_until, validate=_object_with_id(run_id, "run"))
+                          not_found_grace_until=not_found_grace_until,
+                          validate=_object_with_id(run_id, "run", job_of=self._run_jobs.get(run_id)))
         return self._run(data)
 
     def list_jobs(self, *, deadline: float, project_id: int | None = None, environment_id: int | None = None,
@@ -296,6 +311,9 @@ class DbtCloudClient:
         """A run with a link: when dbt Cloud leaves `href` empty (it has been seen blank) or gives something that is
         not an http(s) address on this host, build the run page's address the way dbt Cloud does."""
         run = Run.from_api(data)
+        if run.job_id is not None:
+            # A run never changes job: a later answer about this run that names another job is not about it.
+            self._run_jobs.setdefault(run.id, run.job_id)
         if _is_http_url(run.href) or run.project_id is None:
             return run if _is_http_url(run.href) else replace(run, href="")
         return replace(run, href=f"{self.base_url}/deploy/{self.account_id}/projects/{run.project_id}/runs/{run.id}/")
@@ -528,14 +546,17 @@ def _user_message(response: _Response | None) -> str:
 MESSAGE_LIMIT = 500
 
 
-def _object_with_id(expected: int, what: str) -> Callable[[Any], str | None]:
-    """A validator: the answer is the `what` that was asked for, not another one."""
+def _object_with_id(expected: int, what: str, job_of: int | None = None) -> Callable[[Any], str | None]:
+    """A validator: the answer is the `what` that was asked for (and, for a run seen before, of the same job)."""
     def check(data: Any) -> str | None:
         if not isinstance(data, dict):
             return f"no {what} object"
         found = data.get("id")
         if found != expected or isinstance(found, bool):
             return f"asked for {what} {expected}, got {what} {_short(found)}"
+        job = data.get("job_definition_id", data.get("job_id"))
+        if job_of is not None and job is not None and job != job_of:
+            return f"{what} {expected} belongs to job {job_of}, the answer says job {_short(job)}"
         return None
     return check
 

@@ -30,9 +30,14 @@ WORDS = {Outcome.SUCCESS: "succeeded", Outcome.ERROR: "failed", Outcome.CANCELLE
 
 
 def md(text: str) -> str:
-    """Escape untrusted text for inline Markdown (and table cells): no HTML, no links, no line breaks."""
+    """Escape untrusted text for inline Markdown (and table cells): no HTML, no links, no line breaks.
+
+    GitHub also turns a bare `https://…` or `www.…` into a link; the entity keeps the text the same to the eye but
+    not a link, so a message from dbt Cloud cannot put a clickable phishing link in a trusted-looking summary."""
     flat = " ".join(text.split())
     flat = flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    flat = re.sub(r"(?i)(?<=:)//", "&#47;&#47;", flat)
+    flat = re.sub(r"(?i)\bwww\.", "www&#46;", flat)
     return _MD_SPECIAL.sub(r"\\\1", flat)
 
 
@@ -140,7 +145,8 @@ def _render(result: GateResult, project_dir: str, limits: SummaryLimits) -> str:
         shown = lines[-limits.log_lines:]
         cut = len(lines) - len(shown)
         # Inside an HTML tag Markdown escapes are shown literally, so this line is escaped as HTML instead.
-        header = f"Log of the failing step: {html.escape(' '.join(failing.name.split()))}" + (
+        name = html.escape(" ".join(failing.name.split())).replace("://", ":&#47;&#47;")
+        header = f"Log of the failing step: {name}" + (
             f" (last {len(shown)} of {len(lines)} lines)" if cut else "")
         parts += ["", "<details><summary>" + header + "</summary>", "", code_block("\n".join(shown)), "",
                   "</details>"]
