@@ -12,7 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO, cast
 
@@ -116,7 +116,8 @@ def execute(config: GateConfig, env: Mapping[str, str], workflow: Workflow, reda
     try:
         client = DbtCloudClient(config.base_url, config.token, config.account_id, api_timeout=config.api_timeout,
                                 clock=clock)
-        gate = Gate(config, client, clock, emit=lambda line: log.info(line), **({"wall": wall} if wall else {}))
+        gate = Gate(config, client, clock, emit=lambda line: log.info(line),
+                    wall=wall or (lambda: datetime.now(UTC)))
         result = gate.run()
     except Interrupted as interrupted:
         # Before the gate took charge there is nothing to cancel; after it returned, it already did what it could.

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from dbtgate.artifacts import ArtifactReport, collect_artifacts
+from dbtgate.artifacts import ArtifactReport, NodeIssue, collect_artifacts
 from dbtgate.client import AmbiguousTrigger, ApiFailure, DbtCloudClient, DeadlineExceeded
 from dbtgate.clock import Clock
 from dbtgate.config import GateConfig
@@ -21,7 +21,7 @@ from dbtgate.models import Job, Run, RunStatus, humanize_status
 from dbtgate.obtain import JobNameProblem, LatestRunQuery, find_job_by_name, staleness, wait_for_latest_run
 from dbtgate.progress import format_seconds
 from dbtgate.signals import Interrupted
-from dbtgate.waiting import RunWatcher
+from dbtgate.waiting import RunWatcher, Watch
 
 log = get_logger("dbtgate")
 
@@ -198,13 +198,16 @@ class Gate:
             assert self._run is not None
             if not self.config.wait:
                 return self._result(Outcome.NOT_WAITED, f"Triggered run {self._run.id} without waiting")
-            final = self._wait(self._run)
-            while final is not None and self._should_rerun(final):
-                self._attempts.append(final)
-                retry = self._retry_once(final)
+            watch = self._wait(self._run)
+            while watch.run is not None and not watch.stopped_for_failure and self._should_rerun(watch.run):
+                self._attempts.append(watch.run)
+                retry = self._retry_once(watch.run)
                 if retry is None:
                     break
-                final = self._wait(retry)
+                watch = self._wait(retry)
+            if watch.stopped_for_failure:
+                return self._failed_fast(watch)
+            final = watch.run
             if final is None:
                 return self._timed_out("")
             # Inside the try: a signal while artifacts download must still be reported with the run it concerns.
@@ -370,10 +373,12 @@ class Gate:
         return None
 
     # ---- wait ---------------------------------------------------------------------------------------------
-    def _wait(self, run: Run) -> Run | None:
-        """Watch the run to its end (None: the deadline came first); the gate always knows the run as last seen."""
+    def _wait(self, run: Run) -> Watch:
+        """Watch the run to its end, the deadline, or (fail_fast) its first failed node; the gate always knows the
+        run as last seen."""
         commands = self.config.trigger.steps_override or (self._job.execute_steps if self._job else ())
-        return self.watcher.wait(run, deadline=self._deadline, commands=commands, seen=self._seen).run
+        return self.watcher.wait(run, deadline=self._deadline, commands=commands, seen=self._seen,
+                                 fail_fast=self.config.fail_fast)
 
     def _seen(self, run: Run) -> None:
         self._run = run
@@ -414,6 +419,33 @@ class Gate:
             self._notes.append(f"A request that may have created a run got no answer, and no such run was found; "
                                f"if one appears in dbt Cloud with \"{self.marker.strip()}\" in its cause, it was "
                                "started by this gate.")
+
+    def _failed_fast(self, watch: Watch) -> GateResult:
+        """fail_fast saw a node fail while the run goes on: cancel it (when this gate may) and fail now. A fail-fast
+        cancel is never retried; the failed nodes come from the log, since the run has not written its results."""
+        run = self._run
+        assert run is not None
+        first = watch.failures[0]
+        names = ", ".join(f"{f.resource_type + ' ' if f.resource_type else ''}{f.name}" for f in watch.failures[:3])
+        more = f" and {len(watch.failures) - 3} more" if len(watch.failures) > 3 else ""
+        why = f"fail_fast: {first.resource_type or 'node'} {first.name} failed"
+        if self.config.cancel_on_timeout:
+            done = self._cancel_run(run, CANCEL_BUDGET, why)
+            if done.signal is not None:
+                return self._result(Outcome.INTERRUPTED, f"Interrupted by {done.signal} while cancelling run {run.id}",
+                                    cancel_note=done.note, signum=done.signal.signum)
+            sent, note = done.sent, done.note
+        else:
+            sent, note = False, (f"fail_fast: run {run.id} was left running because this gate did not trigger it (set "
+                                 "cancel_on_timeout: true to let dbtgate cancel it).")
+        self._notes.append(f"dbtgate stopped waiting at the first failed node because of fail_fast ({names}{more}); "
+                           "the rest of the run was not waited for.")
+        failed = tuple(NodeIssue(unique_id=f.name, name=f.name, resource_type=f.resource_type, status="error" if
+                                 f.resource_type == "model" else "fail", message=f.message, execution_time=None,
+                                 file_path=f.file) for f in watch.failures)
+        return self._result(Outcome.ERROR, f"Run {run.id} of \"{self._job_name(run)}\" failed at {names}{more} "
+                            "(fail_fast)", cancel_sent=sent, cancel_note=note,
+                            artifacts=ArtifactReport(directory=None, failed=failed))
 
     def _timed_out(self, detail: str) -> GateResult:
         started = self.clock.monotonic()

@@ -1,0 +1,105 @@
+"""Decide at the first failure (issue 14 §1): fail_fast cancels the dbt run at its first failed node and fails now.
+
+In-process over real HTTP against the emulator's real-shaped runs, on a virtual clock shared by both.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from dbtgate.clock import VirtualClock
+from dbtgate.emulator import Emulator
+from tests.conftest import scenario
+from tests.fault_matrix import Observed, run_gate
+
+BIG: dict[str, Any] = {"project": {"models": 60, "seed": 3, "threads": 4}, "duration": 1800, "run_seconds": 1800}
+JOBS: list[dict[str, Any]] = [
+    {"id": 20, "name": "Big build, model fails early", "outcome": "error",
+     "failure": {"at": 0.2, "node_type": "model"}, **BIG},
+    {"id": 21, "name": "Big build, test fails early", "outcome": "error",
+     "failure": {"at": 0.2, "node_type": "test"}, **BIG},
+    {"id": 22, "name": "Big build that passes", "outcome": "success", **BIG},
+    {"id": 7, "name": "Warnings", "run_seconds": 30,
+     "warnings": [{"node": "unique_customers_customer_id", "message": "Got 2 results, configured to warn if != 0"}]},
+]
+
+
+def gate(inputs: dict[str, str], faults: list[dict[str, Any]] | None = None, before: Any = None) -> Observed:
+    clock = VirtualClock()
+    with Emulator(scenario(faults, JOBS), clock=clock) as emulator:
+        if before is not None:
+            inputs = {**inputs, **before(emulator)}
+        return run_gate(emulator, clock, {"interval": "60", **inputs})
+
+
+def test_fail_fast_cancels_at_the_first_failed_model_and_fails_now() -> None:
+    seen = gate({"dbt_cloud_job_id": "20", "fail_fast": "true"})
+    run_id = int(seen.outputs["run_id"])
+    assert (seen.outcome, seen.exit_code) == ("error", 1)
+    assert seen.emulator.log.cancels() == [run_id]
+    assert "(fail\\_fast)" in seen.summary.splitlines()[2], "the failing node and fail_fast in the headline"
+    assert "cancelled run" in seen.summary and "because of fail\\_fast" in seen.summary
+    failed = json.loads(seen.outputs["failed_nodes"])
+    assert len(failed) >= 1 and "ERROR" not in failed[0]
+    # One annotation per failed node and one headline; skips caused by the failure are not failures.
+    node_annotations = [line for line in seen.log.splitlines()
+                        if line.startswith("::error title=dbt ") and not line.startswith("::error title=dbt Cloud")]
+    assert len(node_annotations) == len(failed)
+    assert "failed at" in seen.summary
+
+
+def test_fail_fast_on_a_failing_test_stops_early_too() -> None:
+    without = gate({"dbt_cloud_job_id": "21"})
+    with_it = gate({"dbt_cloud_job_id": "21", "fail_fast": "true"})
+    assert without.outcome == with_it.outcome == "error"
+    assert with_it.virtual_seconds < without.virtual_seconds / 2, (with_it.virtual_seconds,
+                                                                     without.virtual_seconds)
+
+
+def test_without_fail_fast_the_failure_is_logged_as_it_happens_and_the_gate_waits_for_the_end() -> None:
+    seen = gate({"dbt_cloud_job_id": "20"})
+    assert (seen.outcome, seen.exit_code) == ("error", 1) and seen.emulator.log.cancels() == []
+    lines = seen.log.splitlines()
+    first_logged = next(i for i, line in enumerate(lines) if re.search(r"Run \d+: model \S+ errored", line))
+    ended = next(i for i, line in enumerate(lines) if re.search(r"Run \d+: Error \(after", line))
+    assert first_logged < ended, "the failed node was reported before the run ended"
+
+
+def test_a_warning_is_not_a_failure() -> None:
+    seen = gate({"dbt_cloud_job_id": "7", "fail_fast": "true"})
+    assert (seen.outcome, seen.exit_code) == ("success", 0) and seen.emulator.log.cancels() == []
+
+
+def test_a_passing_run_is_untouched_by_fail_fast() -> None:
+    seen = gate({"dbt_cloud_job_id": "22", "fail_fast": "true"})
+    assert (seen.outcome, seen.exit_code) == ("success", 0) and seen.emulator.log.cancels() == []
+
+
+def test_a_fail_fast_cancel_is_not_retried() -> None:
+    seen = gate({"dbt_cloud_job_id": "20", "fail_fast": "true", "rerun_attempts": "2"})
+    assert seen.outcome == "error"
+    assert seen.emulator.log.of("retry") == [] and seen.emulator.log.of("rerun") == []
+    assert seen.outputs["attempts"] == "1"
+
+
+def test_fail_fast_on_a_run_it_did_not_trigger_cancels_only_with_consent() -> None:
+    def start(emulator: Emulator) -> dict[str, str]:
+        import requests
+        reply = requests.post(f"{emulator.url}/api/v2/accounts/1/jobs/20/run/", json={"cause": "elsewhere"},
+                              headers={"Authorization": f"Token {emulator.token}"}, timeout=10)
+        return {"run_id": str(reply.json()["data"]["id"])}
+    seen = gate({"fail_fast": "true"}, before=start)
+    assert (seen.outcome, seen.exit_code) == ("error", 1)
+    assert seen.emulator.log.cancels() == [], "a run this gate did not trigger is not cancelled without consent"
+    assert "left running" in seen.summary
+    consented = gate({"fail_fast": "true", "cancel_on_timeout": "true"}, before=start)
+    assert consented.emulator.log.cancels() == [int(consented.outputs["run_id"])]
+
+
+def test_fail_fast_with_a_cancel_that_never_answers_still_reports() -> None:
+    seen = gate({"dbt_cloud_job_id": "20", "fail_fast": "true", "api_timeout": "1"},
+                faults=[{"kind": "slow", "endpoint": "cancel", "delay": 2.0, "count": 0}])
+    assert (seen.outcome, seen.exit_code) == ("error", 1)
+    assert seen.outputs["run_id"] and "did not confirm" in seen.summary
