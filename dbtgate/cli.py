@@ -8,6 +8,7 @@ arguments, from flags and DBT_CLOUD_* variables. Both become the same raw mappin
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -320,7 +321,15 @@ def cmd_emulator(args: argparse.Namespace, env: Mapping[str, str], stdout: TextI
     except (ScenarioError, OSError) as error:
         stderr.write(f"dbtgate emulator: {error}\n")
         return ExitCode.BAD_CONFIG
-    emulator = Emulator(scenario, port=args.port, host=args.host, tls=args.tls)
+    try:
+        emulator = Emulator(scenario, port=args.port, host=args.host, tls=args.tls)
+    except OSError as error:
+        # Most often the port is taken (another emulator still running); say what to do, not a traceback.
+        taken = error.errno in (errno.EADDRINUSE, errno.EACCES)
+        stderr.write(f"dbtgate emulator: cannot listen on {args.host}:{args.port}: {error.strerror or error}. "
+                     + ("Stop whatever uses that port, or pick another with --port N (--port 0 takes any free "
+                        "port).\n" if taken else "Check --host and --port.\n"))
+        return ExitCode.BAD_CONFIG
     jobs = ", ".join(f"{job.id} ({job.name})" for job in scenario.jobs) or "none"
     stdout.write(
         f"dbt Cloud emulator listening on {emulator.url}\n"

@@ -153,3 +153,11 @@ def test_the_demo_gates_two_jobs(tmp_path: Path) -> None:
     failing = (tmp_path / "demo" / "job-2" / "summary.md").read_text()
     assert "not\\_null\\_orders\\_order\\_id" in failing
     assert (tmp_path / "demo" / "job-1" / "target" / "manifest.json").is_file()
+
+
+def test_the_emulator_on_a_taken_port_says_what_to_do(emulator_factory: EmulatorFactory) -> None:
+    taken = emulator_factory()
+    result = cli("emulator", "--port", str(taken.port), env={})
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"cannot listen on 127.0.0.1:{taken.port}" in result.stderr and "--port 0" in result.stderr
