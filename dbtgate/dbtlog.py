@@ -46,6 +46,11 @@ class NodeLine:
         return self.resource_type, self.name
 
     @property
+    def outcome(self) -> str:
+        """What the bracket said without the timing: "ERROR", "FAIL 3", "ERROR STALE"."""
+        return _TOOK.sub("", self.detail).strip() or self.word
+
+    @property
     def seconds(self) -> float | None:
         """The node's execution time from "[OK in 0.49s]"; None on START and SKIP lines."""
         found = _TOOK.search(self.detail)

@@ -21,6 +21,7 @@ about a long final model. Without that, the job's history is the prior.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -39,8 +40,8 @@ class PollBudget:
     """A token bucket, as a value. `level(now)` tokens are there at clock time `now`; a poll needs one."""
 
     period: float = 30.0
-    capacity: float = 15.0
-    tokens: float = 15.0
+    capacity: float = 20.0
+    tokens: float = 20.0
     at: float = 0.0
 
     def level(self, now: float) -> float:
@@ -130,7 +131,8 @@ class AdaptivePolicy:
     min_interval: float = 2.0
     early_window: float = 45.0         # seconds after the run starts in which early failures are likely
     early_max: float = 5.0             # the longest spacing within it
-    window_spacing: float = 4.0        # the spacing aimed at inside the end window, tokens permitting
+    window_spacing: float = 4.0        # the closest spacing inside the end window
+    reserve: float = 3.0               # tokens kept back inside the window for an end that comes after it
     follow_interval: float = 5.0       # fail_fast: how often the running step's log is read
 
     def decide(self, state: PollState, budget: PollBudget, now: float) -> Decision:
@@ -164,22 +166,33 @@ class AdaptivePolicy:
             fresh_enough = age is not None and age < ceiling
             return started / 4, state.logs_affordable and not fresh_enough
         low, high = estimate.end - estimate.spread, estimate.end + estimate.spread
+        usable = max(1.0, tokens - self.reserve)
         if started < low:
-            # Before the window. If tokens can cover it at a tight spacing, sleep to its start; otherwise land a
-            # log read halfway there, where the estimate will be sharper (the spread shrinks with what is left).
-            coverable = 2 * estimate.spread <= max(1.0, tokens - 1) * self.window_spacing
-            if coverable or not state.logs_affordable or estimate.source == "finished":
-                return low - started, False
-            target = (low - started) / 2
-            return (target, True) if target <= ceiling else (ceiling, False)
+            # Before the window: sleep towards it (the ceiling caps each sleep). A window too wide for the tokens
+            # left is sharpened by reading the logs again whenever what was read is old compared with what is left:
+            # the estimate's spread shrinks with the time left, so each read lands closer to the end.
+            delay = low - started
+            coverable = 2 * estimate.spread <= usable * self.window_spacing
+            if coverable or estimate.source == "finished" or not state.logs_affordable:
+                return delay, False
+            delay = min(delay, max(floor, (low - started) / 2))
+            nearest = min(delay, ceiling)
+            seen_for = math.inf if age is None else age + nearest
+            return delay, seen_for >= (estimate.end - started - nearest) / 2
         if started <= high:
-            left = high - started
-            spacing = left / max(1.0, tokens - 1)
-            return max(floor, min(self.window_spacing * 2, spacing)), False
+            # Inside the window the end is likeliest near its middle: close in on the middle by halving the distance,
+            # then spread out again — never sparser than the tokens left spread evenly, never closer than
+            # `window_spacing`. Logs are read again when what was read is older than the time left to the middle.
+            to_end = estimate.end - started
+            even = (high - started) / usable
+            shaped = to_end / 2 if to_end > 0 else self.window_spacing - to_end / 2
+            stale = age is None or age >= max(ceiling / 2, abs(to_end))
+            spacing = min(max(shaped, even / 4), max(even, self.window_spacing))
+            return max(self.window_spacing, spacing), state.logs_affordable and stale and to_end > 0
         # Past the window: the estimate was wrong. Back off with the overrun and refresh it when affordable.
         over = started - high
-        stale = age is None or age >= max(floor * 2, over / 2)
-        return floor + over / 4, state.logs_affordable and stale
+        stale = age is None or age >= max(floor * 2, over)
+        return floor + over / 3, state.logs_affordable and stale
 
 
 # ---- estimating the end --------------------------------------------------------------------------------------
@@ -250,8 +263,8 @@ def _from_prior(scan: LogScan, prior: Prior, start_of_day: float, fetched_at: fl
     pending: list[tuple[float, float, float]] = []  # in flight: (started, its previous duration, then still needed)
     for line in scan.results:
         known = prior.nodes.get(line.key)
-        if known is None or line.at is None:
-            continue
+        if known is None or line.at is None or line.word == "SKIP":
+            continue      # a skipped node did not run: it says nothing of the pace
         took, before_end = known
         if line.seconds is not None and took >= 1.0:
             ratios.append(line.seconds / took)
@@ -270,6 +283,12 @@ def _from_prior(scan: LogScan, prior: Prior, start_of_day: float, fetched_at: fl
     ahead, end = min(options)
     # The less of the previous run lies beyond the anchor, the sharper the estimate: node times vary by some 15%.
     spread = 0.2 * pace * ahead + (0.0 if ratios else 0.3 * ahead) + FINALIZE + 2.0
+    if scan.failures:
+        # A failure skips its descendants: the run may end as soon as the nodes in flight are done, or as late as
+        # the previous run's pace says. The window spans both.
+        soonest = max([fetched_at] + [began + pace * took for began, took, _ in pending])
+        if soonest < end:
+            return Estimate((soonest + end) / 2 + FINALIZE, (end - soonest) / 2 + spread, fetched_at, "previous-run")
     return Estimate(end + FINALIZE, spread, fetched_at, "previous-run")
 
 

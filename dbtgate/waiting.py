@@ -37,7 +37,7 @@ PLAIN_INCLUDE = ("trigger",)    # the run alone; trigger for the cause in the su
 LOGS_INCLUDE = ("run_steps", "trigger")
 LAST_LOOK = 10.0                # at the deadline, one more look (bounded by this) so a finished run is not a timeout
 BASE_PERIOD = 30.0              # the call budget refills at the pace of a fixed 30 s poller
-BURST = 15.0                    # polls that may be spent ahead of that pace
+BURST = 20.0                    # polls that may be spent ahead of that pace
 GUESS_PLAIN = 2_000             # bytes of a run object without logs, until one has been measured
 GUESS_LOGS = 40_000             # bytes of a run with its logs, until one has been measured
 
@@ -189,7 +189,12 @@ class RunWatcher:
                                      plain=follow.plain_size, elapsed=waited, period=self.period,
                                      horizon=follow.history)
         age = started - follow.logs_at if started is not None and follow.logs_at is not None else None
-        return PollState(since_trigger=waited, run=run, since_start=started, estimate=follow.estimate,
+        estimate = follow.estimate
+        if estimate is None and started is not None and run.status is RunStatus.RUNNING:
+            # No log read yet: the job's history is the prior.
+            estimate = estimate_end(None, fetched_at=started, start_of_day=None, last_step=True, prior=None,
+                                    history=follow.history)
+        return PollState(since_trigger=waited, run=run, since_start=started, estimate=estimate,
                          rate_limited=self.client.rate_limited_recently(), logs_affordable=affordable,
                          logs_age=age, follow=fail_fast)
 
@@ -219,7 +224,7 @@ class RunWatcher:
             problem = scanned.problem_for(line)
             failure = LiveFailure(name=line.name, resource_type=line.resource_type,
                                   file=problem.path if problem else "",
-                                  message=(problem.message if problem and problem.message else line.detail),
+                                  message=(problem.message if problem and problem.message else line.outcome),
                                   step=step, seen_at=now, logged_at=_logged_at(run, line))
             follow.failures[key] = failure
             what = f"{failure.resource_type} {failure.name}".strip()

@@ -119,9 +119,12 @@ def test_inside_the_window_polls_are_close_and_past_it_logs_are_refreshed() -> N
     assert far == Decision(60, False), "far from the end: the user's interval, and no logs"
     near = policy.decide(PollState(995, running, 995, Estimate(1000, 10, 900, "previous-run")), budget, 995)
     assert near.delay <= 4 and not near.logs
-    wide = policy.decide(PollState(600, running, 600, Estimate(1000, 200, 600, "history"), logs_affordable=True),
-                         budget, 600)
-    assert wide == Decision(60, False), "a wide window far away: keep sleeping at the interval"
+    wide = policy.decide(PollState(600, running, 600, Estimate(1000, 200, 600, "history"), logs_affordable=True,
+                                   logs_age=0), budget, 600)
+    assert wide == Decision(60, False), "a wide window far away, just read: keep sleeping at the interval"
+    unread = policy.decide(PollState(600, running, 600, Estimate(1000, 200, 600, "history"), logs_affordable=True),
+                           budget, 600)
+    assert unread == Decision(60, True), "only the history so far: read the logs on the next poll"
     closer = policy.decide(PollState(750, running, 750, Estimate(1000, 200, 600, "history"),
                                      logs_affordable=True, logs_age=150), budget, 750)
     assert closer.logs and closer.delay == 25, "landing halfway to a wide window, with logs to sharpen it"
