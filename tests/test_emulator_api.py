@@ -335,3 +335,12 @@ def test_errors_of_http_server_itself_keep_the_envelope_on_a_reused_connection(a
     response = http.client.HTTPResponse(connection.sock)
     response.begin()
     assert response.status == 414 and json.loads(response.read())["status"]["code"] == 414
+
+
+def test_a_body_sent_to_a_control_path_does_not_leak_into_the_next_request(api: Api) -> None:
+    host, port = api.emulator.url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=5)
+    connection.request("POST", "/_emulator/health", body=b"GET /oops HTTP/1.1\r\n\r\n")
+    assert connection.getresponse().read()
+    connection.request("GET", "/api/v2/accounts/1/runs/", headers=AUTH)
+    assert connection.getresponse().status == 200

@@ -8,6 +8,7 @@ A request goes through one pipeline: route → read and parse the body → choos
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import html
 import json
@@ -294,8 +295,10 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True     # the client went away mid-answer (a trickle it gave up on)
             self._commit_log(None)
             return
+        text = "".join(traceback.format_exception(error))
         with self.server.log.lock:
-            self.server.log.crashes.append("".join(traceback.format_exception(error)))
+            self.server.log.crashes.append(text)
+        sys.stderr.write(f"dbtgate emulator: a request failed inside the emulator (answered 500):\n{text}")
         self.close_connection = True
         if self._responded:
             self._commit_log(None)
@@ -311,6 +314,9 @@ class Handler(BaseHTTPRequestHandler):
         path = unquote(split.path)
         query = parse_qs(split.query, keep_blank_values=True)
         if path.startswith("/_emulator/") or RUN_PAGE.match(path):
+            # Unread, a body would be taken for the next request on this connection; a refused one closes it.
+            with contextlib.suppress(ApiError):
+                self._read_body()
             self._control(path)
             return
         endpoint, params, allow = self._route(method, path)
