@@ -187,8 +187,9 @@ def test_action_failing_job_exits_1_with_a_headline_and_the_failed_node(fast_emu
 
 
 # ---- PID 1 and the runner's cancellation signals -----------------------------------------------------------------
-def wait_for_polling(emulator: Emulator, step: Step, seconds: float = 30) -> int:
-    """The run id once the gate has triggered the run and polled it (container start-up included)."""
+def wait_for_polling(emulator: Emulator, step: Step, seconds: float = 60) -> int:
+    """The run id once the gate has triggered the run and polled it. Container start-up is included, and with
+    vfs it copies the whole image: seconds, more on a busy machine."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         triggers = [entry for entry in emulator.log.of("trigger") if entry.run_id is not None]
