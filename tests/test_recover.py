@@ -36,7 +36,10 @@ def test_an_error_then_a_successful_rerun() -> None:
     assert (seen.outcome, seen.exit_code) == ("success", 0)
     run_ids = json.loads(seen.outputs["run_ids"])
     assert len(run_ids) == 2 and seen.outputs["attempts"] == "2" and seen.outputs["run_id"] == str(run_ids[-1])
-    assert len(seen.emulator.log.of("trigger")) == 1 and len(seen.emulator.log.of("rerun")) == 1
+    # The retry of *that* run (runs/{id}/retry/), never jobs/{id}/rerun/, which acts on the job's latest run.
+    assert len(seen.emulator.log.of("trigger")) == 1 and len(seen.emulator.log.of("retry")) == 1
+    assert seen.emulator.log.of("rerun") == []
+    assert seen.emulator.log.of("retry")[0].path.endswith(f"/runs/{run_ids[0]}/retry/")
     assert "### Attempts (2)" in seen.summary
     for run_id in run_ids:
         assert f"[{run_id}](" in seen.summary
@@ -45,29 +48,29 @@ def test_an_error_then_a_successful_rerun() -> None:
 def test_an_error_that_stays_an_error_through_every_attempt() -> None:
     seen = gate(2, {"rerun_attempts": "2"})
     assert (seen.outcome, seen.exit_code) == ("error", 1)
-    assert seen.outputs["attempts"] == "3" and len(seen.emulator.log.of("rerun")) == 2
+    assert seen.outputs["attempts"] == "3" and len(seen.emulator.log.of("retry")) == 2
 
 
 def test_no_rerun_without_rerun_attempts() -> None:
     seen = gate(3)
-    assert seen.outcome == "error" and seen.emulator.log.of("rerun") == []
+    assert seen.outcome == "error" and seen.emulator.log.of("retry") == []
 
 
 def test_a_run_that_cannot_be_retried_is_not() -> None:
     seen = gate(8, {"rerun_attempts": "3"})
-    assert seen.outcome == "error" and seen.emulator.log.of("rerun") == []
+    assert seen.outcome == "error" and seen.emulator.log.of("retry") == []
     assert "RETRY\\_UNSUPPORTED\\_CMD" in seen.summary
 
 
 def test_a_cancelled_run_is_not_retried() -> None:
     seen = gate(6, {"rerun_attempts": "3"})
-    assert seen.outcome == "cancelled" and seen.emulator.log.of("rerun") == []
+    assert seen.outcome == "cancelled" and seen.emulator.log.of("retry") == []
 
 
 def test_a_lost_rerun_answer_is_adopted_not_repeated() -> None:
-    seen = gate(3, {"rerun_attempts": "1"}, faults=[{"kind": "lose_trigger_response", "endpoint": "rerun"}])
+    seen = gate(3, {"rerun_attempts": "1"}, faults=[{"kind": "lose_trigger_response", "endpoint": "retry"}])
     assert seen.outcome == "success"
-    assert len(seen.emulator.log.of("rerun")) == 1 and len(seen.emulator.world.run_ids()) == 2
+    assert len(seen.emulator.log.of("retry")) == 1 and len(seen.emulator.world.run_ids()) == 2
 
 
 def _start_run(emulator: Emulator, job_id: int, **body: Any) -> int:
@@ -100,7 +103,7 @@ def test_a_non_matching_run_in_flight_is_not_reused(emulator_factory: EmulatorFa
                                       "timeout": "5h"})
     assert seen.outputs["run_id"] != str(existing)
     assert len(emulator.log.of("trigger")) == 2
-    assert f"Run {existing} of job 4 is in flight but not reused: git_sha is 'abc1234'" in seen.log
+    assert f"Run {existing} of job 4 is not reused: git_sha is 'abc1234', this gate wants 'fff9999'" in seen.log
 
 
 def test_waiting_on_an_existing_run_that_succeeds_or_fails(emulator_factory: EmulatorFactory) -> None:
