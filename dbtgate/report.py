@@ -18,6 +18,7 @@ from dbtgate.models import Run, iso_utc
 from dbtgate.summary import md, render_summary
 
 MAX_NODE_ANNOTATIONS = 10
+CONSOLE_LOG_LINES = 60
 # Every output the action sets, in the order it sets them. action.yml and README are generated from this.
 OUTPUTS: tuple[tuple[str, str], ...] = (
     ("run_id", "Id of the dbt Cloud run (empty if none was triggered)."),
@@ -103,8 +104,12 @@ def publish(result: GateResult, config: GateConfig, *, workflow: Workflow, env: 
                 render_summary(result, project_dir=config.project_dir), workflow.redactor)
     run = result.run
     if run is not None and run.failed_step is not None and run.failed_step.logs:
-        with workflow.group(f"Log of the failing step: {run.failed_step.name}"):
-            workflow.untrusted(run.failed_step.logs)
+        lines = run.failed_step.logs.rstrip("\n").splitlines()
+        # In GitHub the log sits in a collapsed group; on a terminal only its end is worth the screen.
+        shown = lines if workflow.github else lines[-CONSOLE_LOG_LINES:]
+        cut = f" (last {len(shown)} of {len(lines)} lines)" if len(shown) < len(lines) else ""
+        with workflow.group(f"Log of the failing step: {run.failed_step.name}{cut}"):
+            workflow.untrusted("\n".join(shown))
     if result.exit_code != 0 or result.outcome not in (Outcome.SUCCESS, Outcome.NOT_WAITED):
         _annotate(result, config, workflow)
 
