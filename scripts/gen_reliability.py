@@ -29,6 +29,7 @@ PROMISES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
      "signals interrupt any wait at once; the cancel gets 4 s, a second signal cuts it short; outputs and summary "
      "are written whatever dbt Cloud answered",
      ("tests/test_hostile.py::test_sigint_with_a_trickling_cancel_still_exits_in_time_with_the_report",
+      "tests/test_hostile.py::test_a_signal_during_the_timeout_cancel_is_reported_with_its_run",
       "tests/test_signals.py")),
     ("3. No injected workflow command is obeyed",
      "one guarded channel: every line that is not dbtgate's own command is redacted and defused (leading `::`, "

@@ -288,3 +288,19 @@ def test_an_in_flight_run_with_other_settings_is_not_reused() -> None:
                                           "cancel_on_timeout": "false"})
         assert len(emulator.log.of("trigger")) == 2
         assert "schema_override is 'dbt_other'" in seen.log
+
+
+def test_a_signal_during_the_timeout_cancel_is_reported_with_its_run(emulator_factory: EmulatorFactory,
+                                                                    tmp_path: Path) -> None:
+    emulator = emulator_factory(faults=[{"kind": "trickle", "endpoint": "cancel", "delay": 1.0, "count": 0}])
+    process, env = start_step(inputs(emulator, 4, timeout="3"), tmp_path / "ws")
+    deadline = time.monotonic() + 30
+    while not emulator.log.arrived("cancel"):
+        assert time.monotonic() < deadline and process.poll() is None, "the timeout cancel never started"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    step = finish_step(process, env, tmp_path / "ws", timeout=GRACE + 10)
+    [run_id] = emulator.world.run_ids()
+    assert step.exit_code == 130, step.log
+    assert step.outputs["run_id"] == str(run_id) and step.outputs["outcome"] == "interrupted"
+    assert f"run \\#{run_id}" in step.summary and "before any run was triggered" not in step.summary
