@@ -203,15 +203,16 @@ class RunWatcher:
         """Take what a poll with logs says: failed nodes to report, and a fresh estimate of the end."""
         if not run.steps:
             return
-        for step in run.steps:
-            if step.logs and (step.status_code == RunStatus.RUNNING or step.failed or step is run.steps[-1]):
-                self._report_failures(run, step.index, scan(step.logs), follow, now)
         current = run.steps[-1]
+        scanned = scan(current.logs)
+        for step in run.steps:
+            if step.logs and (step.status_code == RunStatus.RUNNING or step.failed or step is current):
+                self._report_failures(run, step.index, scanned if step is current else scan(step.logs), follow, now)
         if started is None or current.status_code != RunStatus.RUNNING:
             return
         follow.logs_at = started
         last_step = total_steps is None or current.index >= total_steps
-        follow.estimate = estimate_end(scan(current.logs), fetched_at=started,
+        follow.estimate = estimate_end(scanned, fetched_at=started,
                                        start_of_day=clock_of_day(run.started_at), last_step=last_step,
                                        prior=follow.prior, history=follow.history,
                                        step_elapsed=current.duration_seconds)
