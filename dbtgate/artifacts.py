@@ -5,11 +5,14 @@ A missing artifact (a `dbt parse` job, a run that failed before dbt ran) is a wa
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import functools
 import json
 import os
+import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, cast
@@ -50,32 +53,197 @@ def node_issues(run_results: Any, manifest: Any) -> tuple[list[NodeIssue], list[
     failed: list[NodeIssue] = []
     warned: list[NodeIssue] = []
     for result in run_results["results"]:
-        if not isinstance(result, dict):
-            continue
-        status = str(result.get("status") or "").lower()
-        if status not in FAILED_STATUSES | WARN_STATUSES:
-            continue
-        unique_id = str(result.get("unique_id") or "")
-        found = nodes.get(unique_id)
-        node: dict[str, Any] = found if isinstance(found, dict) else {}
-        parts = unique_id.split(".")
-        timing = result.get("execution_time")
-        issue = NodeIssue(
-            unique_id=unique_id,
-            name=str(node.get("name") or (parts[2] if len(parts) > 2 else unique_id)),
-            resource_type=str(node.get("resource_type") or (parts[0] if parts else "")),
-            status=status,
-            message=str(result.get("message") or ""),
-            execution_time=float(timing) if isinstance(timing, int | float) else None,
-            file_path=str(node.get("original_file_path") or ""),
-        )
-        (warned if status in WARN_STATUSES else failed).append(issue)
+        issue = _issue(result, nodes)
+        if issue is not None:
+            (warned if issue.status in WARN_STATUSES else failed).append(issue)
     return failed, warned
 
 
-# run_results.json and manifest.json are read (for the failed nodes and their files) only up to this size; a larger
-# file is still saved, but reading it whole would cost several times its size in memory.
-PARSE_LIMIT = 64 * 1024 * 1024
+def _issue(result: Any, nodes: dict[str, Any]) -> NodeIssue | None:
+    """A failed or warned result as a NodeIssue (None for the others), named from its manifest node when known."""
+    if not isinstance(result, dict):
+        return None
+    status = str(result.get("status") or "").lower()
+    if status not in FAILED_STATUSES | WARN_STATUSES:
+        return None
+    unique_id = str(result.get("unique_id") or "")
+    found = nodes.get(unique_id)
+    node: dict[str, Any] = found if isinstance(found, dict) else {}
+    parts = unique_id.split(".")
+    timing = result.get("execution_time")
+    return NodeIssue(
+        unique_id=unique_id,
+        name=str(node.get("name") or (parts[2] if len(parts) > 2 else unique_id)),
+        resource_type=str(node.get("resource_type") or (parts[0] if parts else "")),
+        status=status,
+        message=str(result.get("message") or ""),
+        execution_time=float(timing) if isinstance(timing, int | float) and not isinstance(timing, bool) else None,
+        file_path=str(node.get("original_file_path") or ""),
+    )
+
+
+# Reading run_results.json and manifest.json: a 20,000-node project has a manifest of some 300 MB and run results of
+# some 100 MB, and json.load() costs several times a file's size in memory. Both are read incrementally instead: the
+# `results` array one element at a time, and from the manifest only the nodes a failed or warned result names. No
+# single JSON value (one result, one node) may exceed this; a larger one is skipped with a problem noted.
+VALUE_LIMIT = 64 * 1024 * 1024
+CHUNK = 1024 * 1024
+_SPACE = re.compile(r"[ \t\n\r]*")
+_DELIMITERS = frozenset(" \t\n\r,:]}")
+
+
+class JsonStream:
+    """A JSON document read from a binary file a chunk at a time, walked by hand at the top levels and parsed by
+    the C decoder (`raw_decode`) below them, so memory holds one chunk and one value, never the document."""
+
+    def __init__(self, handle: BinaryIO, chunk: int = CHUNK, limit: int = VALUE_LIMIT) -> None:
+        self._handle = handle
+        self._chunk = chunk
+        self._limit = limit
+        self._text = codecs.getincrementaldecoder("utf-8")("replace")
+        self._decoder = json.JSONDecoder()
+        self._buffer = ""
+        self._pos = 0
+        self._eof = False
+
+    def _fill(self, at_least: int = 0) -> bool:
+        if self._eof:
+            return False
+        data = self._handle.read(max(self._chunk, at_least))
+        self._buffer = self._buffer[self._pos:] + self._text.decode(data, final=not data)
+        self._pos = 0
+        self._eof = not data
+        return True
+
+    def peek(self) -> str:
+        """The next character that is not whitespace ("" at the end)."""
+        while True:
+            self._pos = _SPACE.match(self._buffer, self._pos).end()  # type: ignore[union-attr]
+            if self._pos < len(self._buffer):
+                return self._buffer[self._pos]
+            if not self._fill():
+                return ""
+
+    def expect(self, char: str) -> None:
+        if self.peek() != char:
+            raise ValueError(f"expected {char!r}")
+        self._pos += 1
+
+    def value(self) -> Any:
+        """The next JSON value, parsed whole (it must fit in `limit` characters)."""
+        self.peek()
+        wanted = 0
+        while True:
+            try:
+                found, end = self._decoder.raw_decode(self._buffer, self._pos)
+            except ValueError:
+                found, end = None, -1
+            # A value that ends at the buffer's end, or a number cut inside ("0." of "0.5"), may go on in the next
+            # chunk: it is complete only when a delimiter follows it (or the document ends).
+            if end != -1 and (self._eof or (end < len(self._buffer) and self._buffer[end] in _DELIMITERS)):
+                self._pos = end
+                return found
+            if len(self._buffer) - self._pos > self._limit:
+                raise ValueError(f"a value larger than {self._limit // (1024 * 1024)} MB")
+            wanted = max(self._chunk, 2 * wanted)   # grow the read so a big value is parsed O(log n) times
+            if not self._fill(wanted):
+                raise ValueError("the document ends inside a value")
+
+    def members(self) -> Iterator[str]:
+        """The keys of the object that comes next; the caller reads (or skips) each key's value before the next."""
+        self.expect("{")
+        if self.peek() == "}":
+            self._pos += 1
+            return
+        while True:
+            key = self.value()
+            if not isinstance(key, str):
+                raise ValueError("an object key that is not a string")
+            self.expect(":")
+            yield key
+            following = self.peek()
+            self._pos += 1
+            if following == "}":
+                return
+            if following != ",":
+                raise ValueError("expected ',' or '}'")
+
+    def elements(self) -> Iterator[None]:
+        """The elements of the array that comes next; the caller reads (or skips) each before the next."""
+        self.expect("[")
+        if self.peek() == "]":
+            self._pos += 1
+            return
+        while True:
+            yield None
+            following = self.peek()
+            self._pos += 1
+            if following == "]":
+                return
+            if following != ",":
+                raise ValueError("expected ',' or ']'")
+
+    def skip(self, depth: int = 0) -> None:
+        """Pass over the next value; containers near the top are walked, so a huge one is never held whole."""
+        kind = self.peek()
+        if depth < 2 and kind == "{":
+            for _ in self.members():
+                self.skip(depth + 1)
+        elif depth < 2 and kind == "[":
+            for _ in self.elements():
+                self.skip(depth + 1)
+        else:
+            self.value()
+
+
+def stream_results(path: Path) -> Iterator[Any]:
+    """Each element of run_results.json's top-level `results` array, one at a time."""
+    with path.open("rb") as handle:
+        stream = JsonStream(handle)
+        for key in stream.members():
+            if key != "results":
+                stream.skip()
+                continue
+            for _ in stream.elements():
+                yield stream.value()
+            return
+
+
+_NODE_KEY = re.compile(rb'(?<!\\)"((?:model|test|seed|snapshot|unit_test|analysis|operation|sql_operation|source)'
+                       rb'\.[^"\\]{1,1000})"[ \t\n\r]*:[ \t\n\r]*\{')
+
+
+def manifest_nodes(path: Path, wanted: set[str], chunk: int = 8 * CHUNK) -> dict[str, Any]:
+    """The manifest's node objects for the unique ids in `wanted`, found without parsing the rest.
+
+    A node is the object value of its unique id as a key (`"model.x.y": {`); `parent_map`, `child_map` and
+    `disabled` map ids to lists, and a quoted id inside a string is escaped, so the bytes are searched for that
+    pattern (at C speed) and only a wanted id's object is decoded — and kept only when its `unique_id` agrees."""
+    found: dict[str, Any] = {}
+    if not wanted:
+        return found
+    with path.open("rb") as handle, path.open("rb") as reader:
+        offset, tail = 0, b""
+        keep = 1100   # a key cut at a chunk boundary is found in the next window
+        while len(found) < len(wanted):
+            data = handle.read(chunk)
+            if not data:
+                break
+            window = tail + data
+            base = offset - len(tail)
+            for match in _NODE_KEY.finditer(window):
+                unique_id = match.group(1).decode("utf-8", "replace")
+                if unique_id in wanted and unique_id not in found and match.end() <= len(window):
+                    reader.seek(base + match.end() - 1)
+                    try:
+                        node = JsonStream(reader, chunk=64 * 1024).value()
+                    except ValueError:
+                        continue
+                    if isinstance(node, dict) and node.get("unique_id", unique_id) == unique_id:
+                        found[unique_id] = node
+            offset += len(data)
+            tail = window[-keep:]
+    return found
 
 
 def _safe_relative(path: str) -> PurePosixPath | None:
@@ -189,28 +357,46 @@ def collect_artifacts(client: DbtCloudClient, run_id: int, *, workspace: Path, d
             files[path] = root / where
             if directory is not None:
                 saved.append(path)
-        run_results = _read_json(files.get("run_results.json"), "run_results.json", problems)
-        failed, warned = node_issues(run_results, None)
-        if failed or warned:
-            # The manifest only adds file paths for annotations: read it only when a node needs one.
-            failed, warned = node_issues(run_results, _read_json(files.get("manifest.json"), "manifest.json",
-                                                                 problems))
+        failed, warned = _read_issues(files.get("run_results.json"), problems)
+        if (failed or warned) and files.get("manifest.json") is not None:
+            # The manifest only adds file paths for annotations: read it only when a node needs one, and then only
+            # the nodes needed.
+            failed, warned = _with_files(failed, warned, files["manifest.json"], problems)
     shown = None if directory is None else (PurePosixPath(base) if root == workspace.absolute() else
                                             PurePosixPath(root.as_posix()))
     return ArtifactReport(directory=shown, saved=tuple(saved), missing=tuple(missing),
                           problems=tuple(problems), failed=tuple(failed), warned=tuple(warned))
 
 
-def _read_json(path: Path | None, name: str, problems: list[str]) -> Any:
+def _read_issues(path: Path | None, problems: list[str]) -> tuple[list[NodeIssue], list[NodeIssue]]:
+    failed: list[NodeIssue] = []
+    warned: list[NodeIssue] = []
     if path is None:
-        return None
+        return failed, warned
     try:
-        if path.stat().st_size > PARSE_LIMIT:
-            problems.append(f"{name}: larger than {PARSE_LIMIT // (1024 * 1024)} MB; saved but not read for the "
-                            "summary")
-            return None
-        with path.open("rb") as handle:
-            return json.load(handle)
-    except (OSError, ValueError, RecursionError):
-        problems.append(f"{name}: not valid JSON")
-        return None
+        for result in stream_results(path):
+            issue = _issue(result, {})
+            if issue is not None:
+                (warned if issue.status in WARN_STATUSES else failed).append(issue)
+    except (OSError, ValueError, RecursionError) as error:
+        problems.append(f"run_results.json: not valid JSON ({error}); the nodes read before that are kept")
+    return failed, warned
+
+
+def _with_files(failed: list[NodeIssue], warned: list[NodeIssue], manifest: Path,
+                problems: list[str]) -> tuple[list[NodeIssue], list[NodeIssue]]:
+    try:
+        nodes = manifest_nodes(manifest, {issue.unique_id for issue in failed + warned})
+    except OSError as error:
+        problems.append(f"manifest.json: could not be read ({error.strerror or error})")
+        return failed, warned
+
+    def named(issue: NodeIssue) -> NodeIssue:
+        node = nodes.get(issue.unique_id)
+        if not isinstance(node, dict):
+            return issue
+        return NodeIssue(issue.unique_id, str(node.get("name") or issue.name),
+                         str(node.get("resource_type") or issue.resource_type), issue.status, issue.message,
+                         issue.execution_time, str(node.get("original_file_path") or ""))
+
+    return [named(issue) for issue in failed], [named(issue) for issue in warned]
