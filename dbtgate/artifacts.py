@@ -209,7 +209,7 @@ def stream_results(path: Path) -> Iterator[Any]:
             return
 
 
-_NODE_KEY = re.compile(rb'(?<!\\)"((?:model|test|seed|snapshot|unit_test|analysis|operation|sql_operation|source)'
+_NODE_KEY = re.compile(rb'"((?:model|test|seed|snapshot|unit_test|analysis|operation|sql_operation|source)'
                        rb'\.[^"\\]{1,1000})"[ \t\n\r]*:[ \t\n\r]*\{')
 
 
@@ -218,7 +218,8 @@ def manifest_nodes(path: Path, wanted: set[str], chunk: int = 8 * CHUNK) -> dict
 
     A node is the object value of its unique id as a key (`"model.x.y": {`); `parent_map`, `child_map` and
     `disabled` map ids to lists, and a quoted id inside a string is escaped, so the bytes are searched for that
-    pattern (at C speed) and only a wanted id's object is decoded — and kept only when its `unique_id` agrees."""
+    pattern (at C speed: the pattern starts with a literal, so no look-behind) and only a wanted id's object is
+    decoded — and kept only when its `unique_id` agrees."""
     found: dict[str, Any] = {}
     if not wanted:
         return found
@@ -232,8 +233,10 @@ def manifest_nodes(path: Path, wanted: set[str], chunk: int = 8 * CHUNK) -> dict
             window = tail + data
             base = offset - len(tail)
             for match in _NODE_KEY.finditer(window):
+                if match.start() > 0 and window[match.start() - 1] == 0x5C:
+                    continue   # \" : a quoted id inside a string, not a key
                 unique_id = match.group(1).decode("utf-8", "replace")
-                if unique_id in wanted and unique_id not in found and match.end() <= len(window):
+                if unique_id in wanted and unique_id not in found:
                     reader.seek(base + match.end() - 1)
                     try:
                         node = JsonStream(reader, chunk=64 * 1024).value()
