@@ -477,3 +477,16 @@ def test_generation_and_polls_of_a_5000_node_project_in_the_suite() -> None:
     for _ in range(50):
         data = world.run_json(run["id"], ALL)
         assert data["status"] == 3 and len(data["run_steps"][-1]["logs"].splitlines()) == 1000
+
+
+def test_queueing_varies_from_run_to_run() -> None:
+    world, clock = world_for({**MID, "start_seconds": 5}, {"id": 2, "name": "fixed", "queue_seconds": 4,
+                                                          "start_seconds": 5})
+    waits = {1: [], 2: []}
+    for _ in range(5):
+        for job_id in (1, 2):
+            run = finished_run(world, clock, job_id, frozenset())
+            waits[job_id].append((datetime.fromisoformat(run["started_at"]) -
+                                  datetime.fromisoformat(run["created_at"])).total_seconds())
+    assert all(6 <= w <= 15 for w in waits[1]) and len({round(w, 3) for w in waits[1]}) > 1
+    assert {round(w, 3) for w in waits[2]} == {9.0}

@@ -266,6 +266,8 @@ def _parse_job(item: Any, index: int) -> JobSpec:
     if "finalize_seconds" in item:
         kwargs["finalize_seconds"] = _range(item["finalize_seconds"], f"{where}.finalize_seconds")
     shaped = _parse_shape(item, where, kwargs)
+    if "queue_seconds" not in item and kwargs.get("project") is not None and kwargs["project"].models > 0:
+        kwargs["queue_range"] = (1.0, 10.0)     # a generated project queues a varying few seconds by default
     if isinstance(item.get("run_seconds"), list):
         per_run = tuple(float(value) for value in item["run_seconds"])
         if not per_run:
