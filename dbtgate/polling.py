@@ -158,7 +158,7 @@ class AdaptivePolicy:
         if state.follow and status is RunStatus.RUNNING:
             return self.follow_interval, True
         if started < self.early_window:
-            return min(self.early_max, max(floor, started / 4)), False
+            return min(self.early_max, max(floor, 3.0, started / 3)), False
         estimate = state.estimate
         age = state.logs_age
         if estimate is None:
