@@ -192,3 +192,39 @@ def test_an_unknown_job_name_suggests_the_closest() -> None:
     seen = gate({"dbt_cloud_job_name": "Deploy gates"}, jobs=MANY_JOBS)
     assert (seen.outcome, seen.exit_code) == ("config_error", 2)
     assert "Deploy gate" in seen.summary and seen.emulator.log.of("trigger") == []
+
+
+# ---- the same capabilities through the action and the CLI, as real processes ----------------------------------
+def test_latest_run_and_a_job_name_through_the_action(emulator_factory: Any, tmp_path: Any) -> None:
+    from tests.runner import run_step
+    emulator = emulator_factory(jobs=JOBS, time_scale=600)
+    step = run_step({"dbt_cloud_url": emulator.url, "dbt_cloud_token": TOKEN, "dbt_cloud_account_id": "1",
+                     "dbt_cloud_job_name": "Broken nightly", "latest_run": "true", "max_age": "30d",
+                     "interval": "1"}, tmp_path / "ws")
+    # The job's history decides: its latest run may have passed or failed; the exit code must say which.
+    expected = {"Success": ("success", 0), "Error": ("error", 1)}[step.outputs["status"].split(" ")[0]]
+    assert (step.outputs["outcome"], step.exit_code) == expected, step.log
+    assert emulator.log.of("trigger") == [] and emulator.log.cancels() == []
+    assert step.outputs["job_id"] == "3"
+
+
+def test_fail_fast_and_latest_run_through_the_cli(emulator_factory: Any, tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.runner import ROOT
+    emulator = emulator_factory(jobs=[{"id": 20, "name": "Big", "outcome": "error", "project": {"models": 40},
+                                       "failure": {"at": 0.2, "node_type": "model"}, "duration": 1200}],
+                                time_scale=60)
+    env = {**os.environ, "DBT_CLOUD_API_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
+    env.pop("GITHUB_ACTIONS", None)
+    common = ["--url", emulator.url, "--account-id", "1", "--interval", "1", "--json"]
+    fast = subprocess.run([sys.executable, "-m", "dbtgate", "run", "--job-name", "Big", "--fail-fast", *common],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert fast.returncode == 1, fast.stderr
+    assert "(fail_fast)" in fast.stderr and len(emulator.log.cancels()) == 1
+    latest = subprocess.run([sys.executable, "-m", "dbtgate", "run", "--job-id", "20", "--latest-run", *common],
+                            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert latest.returncode == 1, latest.stderr
+    assert len(emulator.log.of("trigger")) == 1, "latest_run triggered nothing"
