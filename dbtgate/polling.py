@@ -56,7 +56,7 @@ class PollBudget:
 
 
 def logs_affordable(*, spent: int, expected: int, plain: int, elapsed: float, period: float,
-                    horizon: float | None = None, ratio: float = 2.0, initial: int = 16 * 1024) -> bool:
+                    horizon: float | None = None, ratio: float = 1.5, initial: int = 16 * 1024) -> bool:
     """True when reading `expected` more bytes of logs keeps log bytes within `ratio` times what a fixed-`period`
     poller of `plain`-byte polls would have read by now (or by half the expected run, `horizon`, so a long job can
     afford its first look early), plus `initial`."""
@@ -131,7 +131,7 @@ class AdaptivePolicy:
     min_interval: float = 2.0
     early_window: float = 45.0         # seconds after the run starts in which early failures are likely
     early_max: float = 5.0             # the longest spacing within it
-    window_spacing: float = 4.0        # the closest spacing inside the end window
+    window_spacing: float = 3.0        # the closest spacing inside the end window
     reserve: float = 3.0               # tokens kept back inside the window for an end that comes after it
     follow_interval: float = 5.0       # fail_fast: how often the running step's log is read
 
