@@ -27,6 +27,7 @@ from dbtgate.client import ApiFailure, DbtCloudClient, DeadlineExceeded
 from dbtgate.clock import Clock, SystemClock
 from dbtgate.config import DEFAULT_URL, INPUT_NAMES, ConfigError, parse_config
 from dbtgate.gate import Gate, GateResult, Outcome
+from dbtgate.logs import LIBRARY_REDACTOR
 from dbtgate.models import Run
 
 __all__ = ["ConfigError", "RunFailed", "RunResult", "cancel_run", "latest_run", "run_job", "wait_for_run"]
@@ -143,10 +144,20 @@ def _gate(options: Mapping[str, Any], *, account_id: int, token: str, url: str, 
     clock = clock or SystemClock()
     client = DbtCloudClient(config.base_url, config.token, config.account_id, api_timeout=config.api_timeout,
                             clock=clock)
+    # A server that echoes the token must not get it into the caller's logs (Airflow's, Dagster's) either.
+    LIBRARY_REDACTOR.add(config.token)
+    progress = on_progress or _log.info
+
+    def emit(line: str) -> None:
+        progress(str(LIBRARY_REDACTOR.scrub(line)))
+
+    # A KeyboardInterrupt or an orchestrator's task timeout during the gate cancels the run it started, then goes on.
     try:
-        gate_result = Gate(config, client, clock, emit=on_progress or _log.info).run()
+        gate_result = Gate(config, client, clock, emit=emit).run()
     except (ApiFailure, DeadlineExceeded) as error:  # the gate reports these itself; this is belt and braces
         raise RunFailed(RunResult("api_error", str(error), None, (), (), None, exit_code=3)) from error
+    if gate_result.outcome is Outcome.CONFIG_ERROR:  # e.g. a job name that matches no job, or several
+        raise ConfigError([gate_result.headline])
     result = _result(gate_result)
     if raise_on_failure and not result.succeeded:
         raise RunFailed(result)

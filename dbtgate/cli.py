@@ -161,12 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     wait.set_defaults(handler=cmd_gate)
 
     status = commands.add_parser("status", help="show a run's status")
-    status.add_argument("run_id", metavar="RUN_ID", type=int)
+    status.add_argument("run_id", metavar="RUN_ID")
     _connection_flags(status)
     status.set_defaults(handler=cmd_status)
 
     cancel = commands.add_parser("cancel", help="cancel a run")
-    cancel.add_argument("run_id", metavar="RUN_ID", type=int)
+    cancel.add_argument("run_id", metavar="RUN_ID")
     _connection_flags(cancel)
     cancel.set_defaults(handler=cmd_cancel)
 
@@ -264,13 +264,15 @@ def cmd_gate(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, s
     try:
         config = parse_config(raw, env, labels)
     except ConfigError as error:
-        write_config_error(env, error.problems, workflow, summary_file=args.summary)
+        write_config_error(env, error.problems, workflow, summary_file=args.summary, output_file=args.output)
         return ExitCode.BAD_CONFIG
     return execute(config, env, workflow, redactor, summary_file=args.summary, output_file=args.output,
                    json_out=stdout if args.json else None)
 
 
-def _client_for(args: argparse.Namespace, env: Mapping[str, str], workflow: Workflow) -> DbtCloudClient | None:
+def _client_for(args: argparse.Namespace, env: Mapping[str, str], workflow: Workflow
+                ) -> tuple[DbtCloudClient, int] | None:
+    """A client and the run id, both through the one validation path (RUN_ID checked like the run_id input)."""
     raw, labels = _raw_from_args(args, env)
     raw["run_id"] = str(args.run_id)
     try:
@@ -278,19 +280,21 @@ def _client_for(args: argparse.Namespace, env: Mapping[str, str], workflow: Work
     except ConfigError as error:
         write_config_error(env, error.problems, workflow)
         return None
+    assert config.run_id is not None
     return DbtCloudClient(config.base_url, config.token, config.account_id, api_timeout=config.api_timeout,
-                          clock=SystemClock())
+                          clock=SystemClock()), config.run_id
 
 
 def _one_run(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stderr: TextIO,
              call: Callable[[DbtCloudClient, int, float], Run]) -> int:
     """`status` and `cancel`: one call about one run, a line for people, JSON for scripts."""
     workflow, _, stdout, stderr = _cli_setup(args, env, stdout, stderr)
-    client = _client_for(args, env, workflow)
-    if client is None:
+    found = _client_for(args, env, workflow)
+    if found is None:
         return ExitCode.BAD_CONFIG
+    client, run_id = found
     try:
-        run = call(client, args.run_id, client.clock.monotonic() + client.api_timeout * 3)
+        run = call(client, run_id, client.clock.monotonic() + client.api_timeout * 3)
     except (ApiFailure, DeadlineExceeded) as error:
         workflow.error(str(error), title="dbt Cloud API failed")
         return ExitCode.API_FAILED

@@ -70,8 +70,11 @@ def classify(attempt: Attempt, *, idempotent: bool) -> str:
     A POST is retried only when it certainly did not reach dbt Cloud (no connection, or 429 which rejects it
     before work). Anything else that went wrong after sending it is ambiguous: the run may have been created.
     """
-    if attempt.failure in ("tls", "too_large"):
+    if attempt.failure == "tls":
         return "fail"
+    if attempt.failure == "too_large":
+        # A huge answer to a POST still means the POST arrived: the run may exist.
+        return "fail" if idempotent else "ambiguous"
     if attempt.failure == "connect" or attempt.status == 429:
         return "retry"
     if attempt.failure in ("read_timeout", "connection_lost", "bad_body"):
@@ -244,7 +247,8 @@ class DbtCloudClient:
 
     def list_jobs(self, *, deadline: float, project_id: int | None = None, environment_id: int | None = None,
                   limit: int = 100, offset: int = 0) -> list[Job]:
-        """One page of the account's jobs (narrowed by project and environment when given)."""
+        """One page of the account's jobs, as dbt Cloud sent it (asked to narrow by project and environment: the
+        caller checks, since a server may ignore its filters)."""
         params: dict[str, Any] = {"limit": limit, "offset": offset, "order_by": "id"}
         if project_id is not None:
             params["project_id"] = project_id
@@ -255,13 +259,9 @@ class DbtCloudClient:
         jobs = []
         for item in data:
             try:
-                job = Job.from_api(item) if isinstance(item, dict) else None
-            except ValueError:
-                job = None
-            # A list that ignores its filters must not offer a job of another project or environment.
-            if job is not None and project_id in (None, job.project_id) and environment_id in (
-                    None, job.environment_id):
-                jobs.append(job)
+                jobs.append(Job.from_api(item))
+            except (ValueError, AttributeError):
+                continue
         return jobs
 
     def list_runs(self, job_id: int, *, deadline: float, limit: int = 10, statuses: Sequence[int] | None = None,
@@ -484,7 +484,7 @@ class DbtCloudClient:
 
     def _describe(self, attempt: Attempt, response: _Response | None) -> str:
         if attempt.failure == "read_timeout":
-            return f"no complete answer within {self.api_timeout:g}s"
+            return "no complete answer in time (api_timeout, or the time the gate had left)"
         if attempt.failure == "connect":
             return f"could not connect to {self.host}"
         if attempt.failure == "connection_lost":
@@ -502,9 +502,10 @@ class DbtCloudClient:
         message = _user_message(response)
         status = attempt.status
         if attempt.failure == "too_large":
+            advice = ("Raise max_artifact_size if the file is really that large." if what.startswith("artifact")
+                      else "No real answer to this request is that large; check https://status.getdbt.com.")
             return ApiFailure(f"dbt Cloud at {self.host} sent {attempt.detail} for {what}; dbtgate stopped reading "
-                              "it to keep its memory and disk bounded. For an artifact, raise max_artifact_size if "
-                              "the file is really that large.", kind="too_large")
+                              f"it to keep its memory and disk bounded. {advice}", kind="too_large")
         if attempt.failure == "tls":
             return ApiFailure(f"Could not make a trusted TLS connection to {self.host}. If you use a private CA, "
                               "set REQUESTS_CA_BUNDLE to its certificate file.", kind="tls")
@@ -520,9 +521,10 @@ class DbtCloudClient:
                               "but lacks permission: a service token needs the Job Admin or Job Runner permission "
                               "set for this project.", status=403, kind="auth")
         if status == 404:
+            inputs = "run_id" if what.startswith("run") else "dbt_cloud_job_id" if what.startswith("job") else "the ids"
             return ApiFailure(f"dbt Cloud at {self.host} found no {what} in account {self.account_id} (404 "
-                              f"{message}). Check dbt_cloud_account_id and dbt_cloud_job_id, and that the token "
-                              "belongs to this account.", status=404, kind="not_found")
+                              f"{message}). Check dbt_cloud_account_id and {inputs}, and that the token belongs to "
+                              "this account.", status=404, kind="not_found")
         return ApiFailure(f"dbt Cloud at {self.host} rejected the request for {what}: HTTP {status} {message}",
                           status=status, kind="rejected")
 

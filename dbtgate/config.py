@@ -639,6 +639,18 @@ def parse_config(raw: Mapping[str, str], env: Mapping[str, str], label: Mapping[
     for key in ("cancel_on_timeout", "cancel_on_interrupt"):
         explicit = get(key, parse_bool, None)
         booleans[key] = explicit if explicit is not None else (run_id is None and not latest)
+    if not booleans["wait_for_job"] and (latest or run_id is not None):
+        # Not waiting only makes sense for a run this gate starts: on a run that exists, it would pass the step
+        # without looking at how that run ended.
+        problems.append(f"{name('wait_for_job')}: false only applies when this gate triggers the run; with "
+                        f"{name('latest_run' if latest else 'run_id')} the gate exists to wait and decide. Remove "
+                        "wait_for_job.")
+    if latest and rerun_attempts:
+        problems.append(f"{name('rerun_attempts')} cannot be used with {name('latest_run')}: latest_run triggers "
+                        "nothing, and a retry would start a run.")
+    if latest and value("git_sha") and len(value("git_sha")) < 7:
+        problems.append(f"{name('git_sha')}: with latest_run give at least 7 characters of the commit, so no other "
+                        "commit's run can match it.")
     if problems:
         raise ConfigError(problems)
     return GateConfig(

@@ -6,6 +6,7 @@ environment itself, so the whole decision logic runs in tests on a virtual clock
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -129,6 +130,14 @@ def _short(value: object) -> str:
     return "unset" if value in (None, "", []) else repr(value)[:80]
 
 
+class _Signalled(Exception):
+    """A signal that arrived while an ending was looking for a run: turn to the interrupted ending."""
+
+    def __init__(self, interrupted: Interrupted) -> None:
+        super().__init__(str(interrupted))
+        self.interrupted = interrupted
+
+
 @dataclass(frozen=True)
 class CancelAttempt:
     sent: bool
@@ -169,6 +178,29 @@ class Gate:
         except Interrupted as interrupted:
             # A signal during an ending (a cancel, the artifact download): report what is known, with its run.
             return self.salvage(interrupted)
+        except BaseException:
+            # Used as a library, a stop arrives as KeyboardInterrupt, an orchestrator's task timeout or SystemExit,
+            # none of them ours: still cancel the run this gate started (within the cleanup budget), then let the
+            # caller's exception go on.
+            self._clean_up_before(CLEANUP_BUDGET)
+            raise
+
+    @property
+    def _hard_end(self) -> float:
+        """The documented bound of the whole gate: `timeout` + CANCEL_BUDGET, whatever happens at the end."""
+        return self._deadline + CANCEL_BUDGET
+
+    def _left(self, budget: float, end: float | None = None) -> float:
+        """`budget` seconds from now, but never past `end` (the hard end by default); at least a moment."""
+        return max(0.5, min(budget, (end if end is not None else self._hard_end) - self.clock.monotonic()))
+
+    def _clean_up_before(self, budget: float) -> None:
+        with contextlib.suppress(BaseException):
+            end = self.clock.monotonic() + budget
+            self._find_orphan(end)
+            run = self._run
+            if run is not None and not run.is_terminal and self.config.cancel_on_interrupt:
+                self._cancel_run(run, self._left(budget, end), "the caller stopped the gate")
 
     def salvage(self, interrupted: Interrupted) -> GateResult:
         """The result after a signal when no more requests can be made: whatever run is known, and why."""
@@ -215,6 +247,8 @@ class Gate:
             return self._result(outcome, self._headline(outcome, final), artifacts=self._artifacts(final))
         except DeadlineExceeded as exceeded:
             return self._timed_out(str(exceeded))
+        except _Signalled as signalled:
+            return self._interrupted(signalled.interrupted)
         except JobNameProblem as problem:
             return self._result(Outcome.CONFIG_ERROR, str(problem))
         except ApiFailure as failure:
@@ -306,22 +340,33 @@ class Gate:
         try:
             retry = self.client.retry_run(failed.id, deadline=self._deadline)
         except AmbiguousTrigger as lost:
-            found = self._find_run(is_retry)
+            found = self._find_run(is_retry, deadline=self._deadline)
             if found is None:
                 raise ApiFailure(f"The retry of run {failed.id} got no usable answer ({lost}) and no retry run "
                                  "was found; not retrying blindly, so no duplicate run is started.",
                                  kind="unavailable") from None
             retry = found
+        except ApiFailure as refused:
+            if refused.kind == "unavailable":
+                raise
+            # dbt Cloud said no (e.g. 400 with retry_not_supported_reason): the failed run's outcome stands.
+            self._may_have_created = None
+            self._attempts.pop()
+            self._run = failed
+            self._notes.append(f"dbt Cloud refused to retry run {failed.id}: {refused}")
+            return None
         self._may_have_created = None
         if not is_retry(retry):
             self._run = failed
             self._notes.append(f"dbt Cloud answered the retry of run {failed.id} with run {retry.id}, which is not a "
                                f"retry of it (retrying_run_id {retry.retrying_run_id}, job {retry.job_id}); dbtgate "
                                "did not take its result as run " f"{failed.id}'s.")
-            if not retry.is_terminal:
-                done = self._cancel_run(retry, CANCEL_BUDGET, "it is not the retry dbtgate asked for")
-                self._notes.append(done.note)
             self._attempts.pop()
+            if not retry.is_terminal:
+                done = self._cancel_run(retry, self._left(CANCEL_BUDGET), "it is not the retry dbtgate asked for")
+                self._notes.append(done.note)
+                if done.signal is not None:
+                    raise done.signal
             return None
         self._run = retry
         self.emit(f"Retry run {retry.id} started: {retry.href}")
@@ -338,36 +383,39 @@ class Gate:
             except AmbiguousTrigger as lost:
                 self.emit(f"The trigger request for job {job.id} got no usable answer ({lost}); checking whether "
                           "dbt Cloud created the run before trying again, so no duplicate run is started.")
-                found = self._find_run(self._may_have_created)
+                found = self._find_run(self._may_have_created, deadline=self._deadline)
                 if found is not None:
                     self._adopted = True
                     self._notes.append(f"The trigger answer was lost ({lost}); dbtgate found the run it had "
                                        f"created ({found.id}) by its marker and waited on it instead of "
                                        "triggering a second one.")
-                    self.emit(f"Found run {found.id} created by this gate; adopting it: {found.href}")
+                    self._run = found
                     self._may_have_created = None
+                    self.emit(f"Found run {found.id} created by this gate; adopting it: {found.href}")
                     return found
                 if attempt == TRIGGER_TRIES:
                     raise ApiFailure(f"Could not trigger job {job.id}: {TRIGGER_TRIES} trigger requests got no "
-                                     f"usable answer and no run was created (last: {lost}).",
-                                     kind="unavailable") from None
+                                     f"usable answer and no run carrying this gate's marker was found (last: "
+                                     f"{lost}).", kind="unavailable") from None
                 continue
+            # Known before anything else happens: a signal from here on is reported (and cancelled) with this run.
+            self._run = run
             self._may_have_created = None
             self.emit(f"Triggered run {run.id} of job \"{job.name}\" ({humanize_status(run.status_code)}): {run.href}")
             return run
         raise AssertionError("unreachable")
 
-    def _find_run(self, matches: Callable[[Run], bool], deadline: float | None = None,
+    def _find_run(self, matches: Callable[[Run], bool], *, deadline: float,
                   waits: tuple[float, ...] = RECONCILE_WAITS) -> Run | None:
-        """Look for a run the gate may have created, a few times while dbt Cloud catches up."""
+        """Look for a run the gate may have created, a few times while dbt Cloud catches up, before `deadline`."""
         job_id = self._job.id if self._job is not None else (self._run.job_id if self._run else self.config.job_id)
         if job_id is None:
             return None
         for pause in waits:
-            if deadline is not None and self.clock.monotonic() + pause >= deadline:
+            if self.clock.monotonic() + pause >= deadline:
                 break
             self.clock.sleep(pause)
-            for run in self.client.list_runs(job_id, limit=25, deadline=deadline or self._deadline):
+            for run in self.client.list_runs(job_id, limit=25, deadline=deadline):
                 if matches(run):
                     return run
         return None
@@ -401,16 +449,22 @@ class Gate:
             self._run = cancelled
         return CancelAttempt(True, f"dbtgate cancelled run {run.id} ({why}) so it stops spending warehouse time.")
 
-    def _find_orphan(self, budget: float) -> None:
+    def _find_orphan(self, end: float) -> None:
         """If a POST that may have created a run went unanswered, find that run (so it is reported and can be
-        cancelled). Best effort within `budget`."""
+        cancelled). Best effort before `end`; a signal meanwhile is raised as `_Signalled` so the caller turns to
+        the interrupted ending, with the run if it was found."""
         matches, self._may_have_created = self._may_have_created, None
         if matches is None or (self._run is not None and matches(self._run)):
             return
         try:
-            found = self._find_run(matches, deadline=self.clock.monotonic() + budget, waits=(0.0, 1.0))
-        except (ApiFailure, DeadlineExceeded, Interrupted):
+            found = self._find_run(matches, deadline=end, waits=(0.0, 1.0))
+        except (ApiFailure, DeadlineExceeded):
             found = None
+        except Interrupted as interrupted:
+            self._notes.append("A request that may have created a run got no answer, and a signal cut the search "
+                               f"for it short; if a run appears in dbt Cloud with \"{self.marker.strip()}\" in its "
+                               "cause, it was started by this gate.")
+            raise _Signalled(interrupted) from None
         if found is not None:
             self._run = found
             self._notes.append(f"Run {found.id} was created by this gate although its answer never arrived; "
@@ -430,14 +484,15 @@ class Gate:
         more = f" and {len(watch.failures) - 3} more" if len(watch.failures) > 3 else ""
         why = f"fail_fast: {first.resource_type or 'node'} {first.name} failed"
         if self.config.cancel_on_timeout:
-            done = self._cancel_run(run, CANCEL_BUDGET, why)
+            done = self._cancel_run(run, self._left(CANCEL_BUDGET), why)
             if done.signal is not None:
                 return self._result(Outcome.INTERRUPTED, f"Interrupted by {done.signal} while cancelling run {run.id}",
                                     cancel_note=done.note, signum=done.signal.signum)
             sent, note = done.sent, done.note
         else:
-            sent, note = False, (f"fail_fast: run {run.id} was left running because this gate did not trigger it (set "
-                                 "cancel_on_timeout: true to let dbtgate cancel it).")
+            why_not = ("this gate did not trigger it (set cancel_on_timeout: true to let dbtgate cancel it)"
+                       if self.config.run_id is not None or self.config.latest_run else "cancel_on_timeout is false")
+            sent, note = False, f"fail_fast: run {run.id} was left running because {why_not}."
         self._notes.append(f"dbtgate stopped waiting at the first failed node because of fail_fast ({names}{more}); "
                            "the rest of the run was not waited for.")
         failed = tuple(NodeIssue(unique_id=f.name, name=f.name, resource_type=f.resource_type, status="error" if
@@ -448,20 +503,24 @@ class Gate:
                             artifacts=ArtifactReport(directory=None, failed=failed))
 
     def _timed_out(self, detail: str) -> GateResult:
-        started = self.clock.monotonic()
-        self._find_orphan(CANCEL_BUDGET / 2)
+        try:
+            self._find_orphan(min(self.clock.monotonic() + CANCEL_BUDGET / 2, self._hard_end))
+        except _Signalled as signalled:
+            return self._interrupted(signalled.interrupted)
         run = self._run
         if run is None:
-            return self._result(Outcome.API_ERROR, "dbt Cloud did not answer before the timeout; no run was "
-                                "triggered", detail=detail)
+            if self.config.latest_run:
+                return self._result(Outcome.TIMEOUT, "No run to gate on was found within the timeout of "
+                                    f"{format_seconds(self.config.timeout)}", detail=detail)
+            return self._result(Outcome.API_ERROR, "dbt Cloud did not answer before the timeout; no run of this "
+                                "gate was found", detail=detail)
         limit = format_seconds(self.config.timeout)
         headline = f"Run {run.id} did not finish within the timeout of {limit}"
         if not self.config.cancel_on_timeout:
             why = "it was not triggered by this gate" if self.config.run_id else "cancel_on_timeout is false"
             return self._result(Outcome.TIMEOUT, headline, detail=detail, cancel_note=(
                 f"Run {run.id} was left running because {why}; dbtgate stopped waiting after {limit}."))
-        budget = max(1.0, CANCEL_BUDGET - (self.clock.monotonic() - started))
-        done = self._cancel_run(run, budget, f"the gate's timeout of {limit} ran out")
+        done = self._cancel_run(run, self._left(CANCEL_BUDGET), f"the gate's timeout of {limit} ran out")
         if done.signal is not None:
             return self._result(Outcome.INTERRUPTED, f"Interrupted by {done.signal} while cancelling run {run.id} "
                                 "after the timeout", cancel_note=done.note, detail=detail, signum=done.signal.signum)
@@ -469,13 +528,13 @@ class Gate:
 
     def _interrupted(self, interrupted: Interrupted) -> GateResult:
         name = str(interrupted)
-        started = self.clock.monotonic()
-        self._find_orphan(CLEANUP_BUDGET / 2)
+        end = self.clock.monotonic() + CLEANUP_BUDGET  # the runner sends SIGTERM 7.5 s after SIGINT
+        with contextlib.suppress(_Signalled):  # a second signal only shortens the way out
+            self._find_orphan(self.clock.monotonic() + CLEANUP_BUDGET / 2)
         run = self._run
         sent, note = False, ""
         if run is not None and not run.is_terminal and self.config.cancel_on_interrupt:
-            budget = max(0.5, CLEANUP_BUDGET - (self.clock.monotonic() - started))
-            done = self._cancel_run(run, budget, f"the workflow was cancelled ({name})")
+            done = self._cancel_run(run, self._left(CLEANUP_BUDGET, end), f"the workflow was cancelled ({name})")
             sent, note = done.sent, done.note
         elif run is not None and not run.is_terminal:
             note = (f"Run {run.id} was left running because cancel_on_interrupt is off "
@@ -485,15 +544,19 @@ class Gate:
                             cancel_sent=sent, cancel_note=note, signum=interrupted.signum)
 
     def _api_failed(self, failure: ApiFailure) -> GateResult:
-        if failure.kind == "unavailable":
-            self._find_orphan(CANCEL_BUDGET / 2)
+        # Whatever the failure, a POST that may have created a run is followed up: never an orphan.
+        try:
+            self._find_orphan(min(self.clock.monotonic() + CANCEL_BUDGET / 2, self._hard_end))
+        except _Signalled as signalled:
+            return self._interrupted(signalled.interrupted)
         run = self._run
         sent, note = False, ""
         if run is not None and not run.is_terminal and self.config.cancel_on_timeout and failure.kind in (
                 "unavailable", "too_large"):
             # The gate can no longer watch this run: giving up on it is a timeout in all but name, so the same
             # setting decides whether it is cancelled rather than left burning warehouse money unobserved.
-            done = self._cancel_run(run, CLEANUP_BUDGET, "dbt Cloud kept failing and the gate cannot watch the run")
+            done = self._cancel_run(run, self._left(CLEANUP_BUDGET),
+                                    "dbt Cloud kept failing and the gate cannot watch the run")
             sent, note = done.sent, done.note
             if done.signal is not None:
                 return self._result(Outcome.INTERRUPTED, f"Interrupted by {done.signal} while cancelling run "

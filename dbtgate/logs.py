@@ -11,6 +11,7 @@ it after the run is already triggering, not before.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -19,12 +20,25 @@ REDACTED = "***"
 
 
 class Redactor:
+    """Replaces each secret, and the forms it takes once escaped for where it is written, with ***.
+
+    Text is escaped before it is written (Markdown in the summary turns `dbtc_x` into `dbtc\\_x`, HTML and workflow
+    commands have their own escapes), and an escaped secret no longer matches the raw one: real dbt Cloud tokens
+    (`dbtc_…`, `dbtu_…`) all contain a `_`. So every escaped form is redacted too.
+    """
+
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self.secrets = [s for s in secrets if s]
+        self.secrets: list[str] = []
+        for secret in secrets:
+            self.add(secret)
 
     def add(self, secret: str) -> None:
-        if secret and secret not in self.secrets:
-            self.secrets.append(secret)
+        if not secret:
+            return
+        for form in _escaped_forms(secret):
+            if form not in self.secrets:
+                self.secrets.append(form)
+        self.secrets.sort(key=len, reverse=True)  # the longest form first, so no shorter one cuts it in two
 
     def scrub(self, value: Any) -> Any:
         if isinstance(value, str):
@@ -42,6 +56,14 @@ class Redactor:
     def __call__(self, logger: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         return {key: (REDACTED if key.lower() == "authorization" else self.scrub(value))
                 for key, value in event.items()}
+
+
+def _escaped_forms(secret: str) -> list[str]:
+    markdown = re.sub(r"([\\`*_\[\]|~#])", r"\\\1", secret)
+    html = secret.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    command = secret.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    prop = command.replace(":", "%3A").replace(",", "%2C")
+    return list(dict.fromkeys([secret, markdown, html, command, prop, markdown.replace("&", "&amp;")]))
 
 
 def one_line(logger: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -66,6 +88,8 @@ class _Settings:
 
 _pending: _Settings | None = None
 _configured = False  # set once dbtgate's CLI/action configured structlog; a library caller never does
+# Library use: the tokens the Python API was given, redacted from every line dbtgate sends to `logging`.
+LIBRARY_REDACTOR = Redactor()
 
 
 def configure(stream: TextIO, *, fmt: str = "console", debug: bool = False,
@@ -133,7 +157,8 @@ class _StdlibLogger:
     def _log(self, level: int, event: str, exc_info: bool = False, **values: Any) -> None:
         if self._logger.isEnabledFor(level):
             details = " ".join(f"{key}={value!r}" for key, value in values.items())
-            self._logger.log(level, "%s", _flatten(f"{event} {details}".rstrip()), exc_info=exc_info)
+            line = LIBRARY_REDACTOR.scrub(_flatten(f"{event} {details}".rstrip()))
+            self._logger.log(level, "%s", line, exc_info=exc_info)
 
     def debug(self, event: str, **values: Any) -> None:
         self._log(logging.DEBUG, event, **values)

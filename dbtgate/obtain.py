@@ -38,8 +38,10 @@ class LatestRunQuery:
         if run.job_id != self.job_id:
             return False
         if self.git_sha:
+            # A short sha matches its full form either way, but only from 7 characters: "a" matches nothing.
             shas = {run.git_sha, str(run.trigger_fields.get("git_sha") or "")}
-            if not any(sha and (sha.startswith(self.git_sha) or self.git_sha.startswith(sha)) for sha in shas):
+            if not any(sha == self.git_sha or (min(len(sha), len(self.git_sha)) >= 7 and (
+                    sha.startswith(self.git_sha) or self.git_sha.startswith(sha))) for sha in shas if sha):
                 return False
         if self.pull_request_id is not None:
             ids = {run.trigger_fields.get(key) for key in ("github_pull_request_id", "gitlab_merge_request_id",
@@ -62,8 +64,16 @@ def find_job_by_name(client: DbtCloudClient, name: str, *, project_id: int | Non
         batch = client.list_jobs(deadline=deadline, project_id=project_id, environment_id=environment_id,
                                  limit=JOB_PAGE, offset=page * JOB_PAGE)
         jobs.extend(batch)
-        if len(batch) < JOB_PAGE:
+        if len(batch) < JOB_PAGE:  # the page as dbt Cloud sent it: a short page is the last one
             break
+    else:
+        raise JobNameProblem(f"input `dbt_cloud_job_name`: the account has more than {MAX_JOB_PAGES * JOB_PAGE} "
+                             "jobs; narrow the search with dbt_cloud_project_id / dbt_cloud_environment_id, or set "
+                             "dbt_cloud_job_id.")
+    # Narrowed here, not by trusting the server's filters: a list that ignores them must not offer another project's
+    # job of the same name.
+    jobs = [job for job in jobs if project_id in (None, job.project_id) and environment_id in (None,
+                                                                                               job.environment_id)]
     return pick_job(jobs, name, project_id=project_id, environment_id=environment_id)
 
 
@@ -128,8 +138,9 @@ def staleness(run: Run, max_age: float, now: datetime) -> str:
         moment, what = run.created_at, "was queued"
     else:
         moment, what = run.started_at or run.created_at, "started"
+    moment = moment or run.created_at
     if moment is None:
-        return ""
+        return "dbt Cloud gave no time for it, so its age is unknown"  # fail closed: never gate on an unknown age
     age = (now - moment).total_seconds()
     if age <= max_age:
         return ""

@@ -151,10 +151,10 @@ def config_error_outputs() -> dict[str, str]:
 
 
 def write_config_error(env: Mapping[str, str], problems: list[str], workflow: Workflow,
-                       summary_file: str | Path | None = None) -> None:
+                       summary_file: str | Path | None = None, output_file: str | Path | None = None) -> None:
     for problem in problems:
         workflow.error(problem, title="dbtgate: bad input")
     lines = ["## ⚙️ dbtgate was configured wrong — nothing was triggered", ""]
     lines += [f"- {md(p)}" for p in problems]
     append_file(summary_file or env.get("GITHUB_STEP_SUMMARY"), "\n".join(lines) + "\n", workflow.redactor)
-    append_file(env.get("GITHUB_OUTPUT"), format_outputs(config_error_outputs()), workflow.redactor)
+    append_file(output_file or env.get("GITHUB_OUTPUT"), format_outputs(config_error_outputs()), workflow.redactor)

@@ -101,7 +101,8 @@ def _render(result: GateResult, project_dir: str, limits: SummaryLimits) -> str:
             ("Status", md(run.status_humanized) + (f" — {md(run.status_message)}" if run.status_message else "")),
             ("Outcome", f"`{result.outcome.value}`"),
             ("Cause", md(run.cause) if run.cause else "—"),
-            ("Git", " ".join(x for x in (md(run.git_branch), code_span(run.git_sha[:12]) if run.git_sha else "")
+            # The sha is untrusted too: md(), not a code span, since a | inside a code span still splits a table cell.
+            ("Git", " ".join(x for x in (md(run.git_branch), md(run.git_sha[:12]) if run.git_sha else "")
                              if x) or "—"),
             ("Queued", _duration(run.queued_duration_seconds)),
             ("Ran", _duration(run.run_duration_seconds)),

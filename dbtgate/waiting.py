@@ -128,6 +128,7 @@ class RunWatcher:
         budget = PollBudget(period=period, capacity=BURST, tokens=BURST, at=began)
         calls += self._learn_history(run, deadline, follow)
         warned_unknown = False
+        verified = False  # the run as the gate got it (a trigger's answer, a list) has not been read back yet
 
         def result(final: Run | None, stopped: bool = False) -> Watch:
             return Watch(final, tuple(follow.failures.values()), stopped, calls,
@@ -141,6 +142,14 @@ class RunWatcher:
                 self._read_logs(run, started, total_steps, follow, now)
             state = self._state(run, now - began, started, follow, fail_fast)
             self.progress.observe(run, now - began, state.progress, total_steps)
+            if run.is_terminal and not verified:
+                # The verdict comes from a GET of the run, never from a trigger's or a list's answer alone: that
+                # answer is re-read (and an error reading it is an error, not a verdict).
+                run = self.client.get_run(run.id, LOGS_INCLUDE, deadline=max(deadline, now + LAST_LOOK),
+                                          not_found_grace_until=grace_until)
+                calls += 1
+                verified = True
+                continue
             if run.is_terminal:
                 if not run.steps:
                     # The summary needs the steps and the failing step's log: one read of them at the end.
@@ -170,12 +179,14 @@ class RunWatcher:
                 last_look = self.clock.monotonic() + min(LAST_LOOK, self.api_timeout)
                 run = self.client.get_run(run.id, LOGS_INCLUDE, deadline=last_look)
                 calls += 1
+                verified = True
                 seen(run)
                 self._read_logs(run, since_start(run), total_steps, follow, self.clock.monotonic())
                 self.progress.observe(run, self.clock.monotonic() - began)
                 return result(run if run.is_terminal else None)
             run = self.client.get_run(run.id, include, deadline=deadline, not_found_grace_until=grace_until)
             calls += 1
+            verified = True
             size = self.client.bytes_received - before
             if decision.logs:
                 follow.log_bytes += size

@@ -156,6 +156,8 @@ CASES: tuple[Case, ...] = (
          [_get_run("trickle", delay=0.5, count=2)], 1, "success", 0, 1, False, {"api_timeout": "1"}),
     Case("list-ignores-filters", "the run list ignores status__in and job_definition_id (reuse_existing_run)",
          [{"kind": "ignore_filters", "count": 0}], 1, "success", 0, 1, False, {"reuse_existing_run": "true"}),
+    Case("trigger-huge-answer", "trigger: the run is created, the answer is 64 MB",
+         [{"kind": "huge_body", "endpoint": "trigger", "count": 1}], 1, "success", 0, 1, False),
     Case("huge-run-body", "every poll: a 64 MB answer",
          [_get_run("huge_body", count=0)], 1, "api_error", 3, 1, True),
     Case("gzip-bomb", "every poll: a gzip body that inflates to 1 GB",
@@ -176,18 +178,18 @@ def run_case(case: Case, workdir: Path | None = None) -> Observed:
 
 
 def run_gate(emulator: Emulator, clock: VirtualClock, inputs: dict[str, str],
-             workdir: Path | None = None) -> Observed:
+             workdir: Path | None = None, token: str = TOKEN) -> Observed:
     """Run the whole gate (`cli.execute`) in-process against a running emulator that shares `clock` (and whose
     date is the gate's date too, for max_age)."""
     workdir = workdir or Path(tempfile.mkdtemp(prefix="dbtgate-gate-"))
-    raw = {"dbt_cloud_url": emulator.url, "dbt_cloud_token": TOKEN, "dbt_cloud_account_id": "1",
+    raw = {"dbt_cloud_url": emulator.url, "dbt_cloud_token": token, "dbt_cloud_account_id": "1",
            "interval": "30", "timeout": "2h", "api_timeout": "5", "artifacts_dir": "target", **inputs}
     config = parse_config(raw, {"GITHUB_WORKSPACE": str(workdir)})
     stream = io.StringIO()
     summary, outputs = workdir / "summary.md", workdir / "outputs.txt"
     summary.write_text("")
     outputs.write_text("")
-    workflow, redactor, _ = open_channel(stream, stream, TOKEN, github=True, debug=True)
+    workflow, redactor, _ = open_channel(stream, stream, token, github=True, debug=True)
     started = clock.monotonic()
     code = execute(config, {}, workflow, redactor, summary_file=str(summary),
                    output_file=str(outputs), install_signals=False, clock=clock,
@@ -197,8 +199,10 @@ def run_gate(emulator: Emulator, clock: VirtualClock, inputs: dict[str, str],
     parsed = parse_output_file(outputs_text)
     files = "".join(path.read_text("utf-8", "replace") for path in workdir.rglob("*") if path.is_file()
                     and path not in (summary, outputs))
-    leaked = any(TOKEN in text for text in (log.replace(f"::add-mask::{TOKEN}", ""), summary_text, outputs_text,
-                                            files))
+    # The token in any form it takes once escaped (Markdown turns dbtc_x into dbtc\\_x) is a leak too.
+    forms = {token, token.replace("_", "\\_")}
+    leaked = any(form in text for form in forms for text in (log.replace(f"::add-mask::{token}", ""), summary_text,
+                                                               outputs_text, files))
     return Observed(outcome=parsed["outcome"], exit_code=code, runs_created=len(emulator.world.run_ids()),
                     cancel_sent=bool(emulator.log.cancels()), token_leaked=leaked, injected=injected_commands(log),
                     requests=len(emulator.log.all()), virtual_seconds=clock.monotonic() - started, log=log,

@@ -304,3 +304,92 @@ def test_a_signal_during_the_timeout_cancel_is_reported_with_its_run(emulator_fa
     assert step.exit_code == 130, step.log
     assert step.outputs["run_id"] == str(run_id) and step.outputs["outcome"] == "interrupted"
     assert f"run \\#{run_id}" in step.summary and "before any run was triggered" not in step.summary
+
+
+# ---- found by an independent review of this change ----------------------------------------------------------
+def test_a_real_shaped_token_echoed_by_dbt_cloud_is_redacted_even_once_escaped() -> None:
+    """dbt Cloud tokens look like dbtc_…: Markdown escaping turns them into dbtc\\_…, which a plain search misses."""
+    from dbtgate.clock import VirtualClock
+    from tests.conftest import scenario
+    from tests.fault_matrix import run_gate
+
+    token = "dbtc_Zx9_secret_token_4242"
+    clock = VirtualClock()
+    with Emulator(scenario([{"kind": "hostile_text", "payload": " echo {token} ", "count": 0}], token=token),
+                  clock=clock) as emulator:
+        seen = run_gate(emulator, clock, {"dbt_cloud_job_id": "2"}, token=token)
+    assert seen.outcome == "error"
+    assert "***" in seen.summary, "the echo must have reached the summary (redacted)"
+    assert not seen.token_leaked
+    assert "Zx9" not in seen.summary and "Zx9" not in json.dumps(seen.outputs)
+
+
+def test_the_verdict_never_comes_from_a_trigger_answer_alone() -> None:
+    """A trigger answer that claims the new run already succeeded is read back; if that read fails, no green."""
+    from dbtgate.client import ApiFailure
+    from dbtgate.clock import VirtualClock
+    from dbtgate.models import Run
+    from dbtgate.waiting import RunWatcher
+
+    class Failing:
+        bytes_received = 0
+
+        def get_run(self, run_id: int, include: Any = (), *, deadline: float,
+                    not_found_grace_until: float | None = None) -> Run:
+            raise ApiFailure("down", kind="unavailable")
+
+        def list_runs(self, job_id: int, **_: Any) -> list[Run]:
+            return []
+
+        def rate_limited_recently(self, window: float = 300.0) -> bool:
+            return False
+
+    claimed = Run.from_api({"id": 5, "job_definition_id": 2, "status": 10})
+    watcher = RunWatcher(Failing(), VirtualClock(), emit=lambda line: None, interval=60, api_timeout=5)  # type: ignore[arg-type]
+    with pytest.raises(ApiFailure):
+        watcher.wait(claimed, deadline=600)
+
+
+def test_not_waiting_is_refused_for_a_run_this_gate_does_not_trigger() -> None:
+    from dbtgate.config import ConfigError, parse_config
+    base = {"dbt_cloud_token": "t", "dbt_cloud_account_id": "1", "wait_for_job": "false"}
+    for more in ({"run_id": "5"}, {"dbt_cloud_job_id": "5", "latest_run": "true"}):
+        with pytest.raises(ConfigError, match="wait_for_job"):
+            parse_config({**base, **more}, {})
+    with pytest.raises(ConfigError, match="rerun_attempts"):
+        parse_config({**base, "wait_for_job": "true", "dbt_cloud_job_id": "5", "latest_run": "true",
+                      "rerun_attempts": "1"}, {})
+
+
+def test_the_python_api_cancels_its_run_when_the_caller_is_interrupted(emulator_factory: EmulatorFactory) -> None:
+    import dbtgate
+
+    emulator = emulator_factory()
+
+    def stop_at_trigger(line: str) -> None:
+        if line.startswith("Triggered run"):
+            raise KeyboardInterrupt  # Ctrl-C, or an orchestrator's task timeout, inside the gate
+
+    with pytest.raises(KeyboardInterrupt):
+        dbtgate.run_job(account_id=1, token=TOKEN, url=emulator.url, job_id=4, on_progress=stop_at_trigger)
+    assert emulator.log.cancels() == emulator.world.run_ids() != []
+
+
+def test_status_and_cancel_refuse_unicode_digits(emulator_factory: EmulatorFactory) -> None:
+    emulator = emulator_factory()
+    env = {**os.environ, "DBT_CLOUD_API_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
+    for command in ("status", "cancel"):
+        done = subprocess.run([sys.executable, "-m", "dbtgate", command, "٧٠٠٠٠٠٠١", "--url", emulator.url,
+                               "--account-id", "1"], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and "RUN_ID" in done.stderr
+    assert emulator.log.all() == []
+
+
+def test_a_refused_retry_keeps_the_failed_run_s_outcome() -> None:
+    from tests.fault_matrix import Case
+    case = Case("retry-refused", "", [{"kind": "http_error", "endpoint": "retry", "status": 400, "body": "json",
+                                       "count": 0}], 3, "error", 1, 1, False, {"rerun_attempts": "2"})
+    seen = run_case(case)
+    assert (seen.outcome, seen.exit_code) == ("error", 1)
+    assert json.loads(seen.outputs["run_ids"]) == [int(seen.outputs["run_id"])] and seen.outputs["attempts"] == "1"
+    assert "refused to retry" in seen.summary
