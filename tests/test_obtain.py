@@ -143,8 +143,10 @@ def test_staleness_rules() -> None:
 def test_latest_run_query_matches_short_shas_and_pull_requests() -> None:
     run = Run.from_api({"id": 1, "job_definition_id": 4, "status": 10, "git_sha": "abcdef0123",
                         "trigger": {"github_pull_request_id": 12}})
-    assert LatestRunQuery(4, "abcdef").matches(run) and LatestRunQuery(4, None, 12).matches(run)
-    assert not LatestRunQuery(4, "abcdf").matches(run) and not LatestRunQuery(4, None, 13).matches(run)
+    assert LatestRunQuery(4, "abcdef0").matches(run) and LatestRunQuery(4, None, 12).matches(run)
+    assert not LatestRunQuery(4, "abcdf01").matches(run) and not LatestRunQuery(4, None, 13).matches(run)
+    # A prefix shorter than 7 characters could be anyone's commit: it matches nothing but itself.
+    assert not LatestRunQuery(4, "a").matches(run) and not LatestRunQuery(4, "abcdef").matches(run)
     assert not LatestRunQuery(5).matches(run)
 
 
