@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from dbtgate.models import Run, RunStatus
-from dbtgate.polling import Progress
+from dbtgate.models import Run, RunStatus, RunStep
+
+if TYPE_CHECKING:  # polling is imported when a run is watched, not on the way to the first request
+    from dbtgate.polling import Progress
 
 
 def format_seconds(seconds: float) -> str:
@@ -37,15 +40,24 @@ def describe(run: Run, progress: Progress | None = None, total_steps: int | None
     return text
 
 
-@dataclass
 class ProgressReporter:
-    emit: Callable[[str], None]
-    heartbeat_seconds: float = 120.0
-    _last_key: tuple[int, int] | None = None
-    _last_emit: float = 0.0
+    """(A plain class: a dataclass is built at import time, and this module is on the way to the first request.)"""
+
+    def __init__(self, emit: Callable[[str], None], heartbeat_seconds: float = 120.0) -> None:
+        self.emit = emit
+        self.heartbeat_seconds = heartbeat_seconds
+        self._last_key: tuple[int, int] | None = None
+        self._last_emit = 0.0
+        self._steps: tuple[RunStep, ...] = ()
 
     def observe(self, run: Run, waited: float, progress: Progress | None = None,
                 total_steps: int | None = None) -> None:
+        # Most polls read the run without its steps (a few KB instead of every step's log): such a poll says
+        # nothing new about the steps, so the last ones seen stand, rather than a line announcing plain "Running".
+        if run.steps:
+            self._steps = run.steps
+        elif self._steps and run.status is RunStatus.RUNNING:
+            run = replace(run, steps=self._steps)
         key = (run.status_code, run.steps[-1].index if run.steps else 0)
         if key != self._last_key:
             self._last_key = key
