@@ -209,8 +209,11 @@ def stream_results(path: Path) -> Iterator[Any]:
             return
 
 
-_NODE_KEY = re.compile(rb'"((?:model|test|seed|snapshot|unit_test|analysis|operation|sql_operation|source)'
-                       rb'\.[^"\\]{1,1000})"[ \t\n\r]*:[ \t\n\r]*\{')
+@functools.cache
+def _node_key() -> re.Pattern[bytes]:
+    """Compiled on first use, not at import: this module is imported on the way to the first request."""
+    return re.compile(rb'"((?:model|test|seed|snapshot|unit_test|analysis|operation|sql_operation|source)'
+                      rb'\.[^"\\]{1,1000})"[ \t\n\r]*:[ \t\n\r]*\{')
 
 
 def manifest_nodes(path: Path, wanted: set[str], chunk: int = 8 * CHUNK) -> dict[str, Any]:
@@ -232,7 +235,7 @@ def manifest_nodes(path: Path, wanted: set[str], chunk: int = 8 * CHUNK) -> dict
                 break
             window = tail + data
             base = offset - len(tail)
-            for match in _NODE_KEY.finditer(window):
+            for match in _node_key().finditer(window):
                 if match.start() > 0 and window[match.start() - 1] == 0x5C:
                     continue   # \" : a quoted id inside a string, not a key
                 unique_id = match.group(1).decode("utf-8", "replace")

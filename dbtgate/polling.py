@@ -22,7 +22,6 @@ about a long final model. Without that, the job's history is the prior.
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -276,7 +275,7 @@ def _from_prior(scan: LogScan, prior: Prior, start_of_day: float, fetched_at: fl
     if not points and not pending:
         return None
     # How much slower or faster this run is than the previous one, from the nodes both ran.
-    pace = statistics.median(ratios) if ratios else 1.0
+    pace = median(ratios) if ratios else 1.0
     pace = min(4.0, max(0.25, pace))
     options = [(before_end, at + pace * before_end) for before_end, at in points]
     options += [(took + before_end, began + pace * (took + before_end)) for began, took, before_end in pending]
@@ -296,4 +295,11 @@ def expected_duration(history: Sequence[Run]) -> float | None:
     """The median run duration of the job's recent successful or failed runs, or None without history."""
     durations = [run.run_duration_seconds for run in history
                  if run.run_duration_seconds and run.status in (RunStatus.SUCCESS, RunStatus.ERROR)]
-    return float(statistics.median(durations)) if durations else None
+    return median([float(d) for d in durations]) if durations else None
+
+
+def median(values: Sequence[float]) -> float:
+    """The median, as statistics.median (not imported: it brings random and decimal to the cold start)."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2

@@ -10,27 +10,35 @@ end for the summary. Every request carries the gate's deadline.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from dbtgate.client import ApiFailure, DeadlineExceeded
 from dbtgate.clock import Clock
-from dbtgate.dbtlog import LogScan, NodeLine, scan
 from dbtgate.models import Run, RunStatus
-from dbtgate.polling import (
-    AdaptivePolicy,
-    Estimate,
-    PollBudget,
-    PollState,
-    Prior,
-    clock_of_day,
-    estimate_end,
-    expected_duration,
-    logs_affordable,
-    since_start,
-)
 from dbtgate.progress import ProgressReporter
+
+if TYPE_CHECKING:
+    # Imported when a run is watched (below), not when the gate is built: they are off the path to the first
+    # request, which the action's cold start pays for.
+    from typing import Protocol
+
+    from dbtgate.dbtlog import LogScan, NodeLine
+    from dbtgate.polling import AdaptivePolicy, Estimate, PollState, Prior
+
+    class WatchClient(Protocol):
+        """What the watcher needs of `DbtCloudClient` (the benchmark drives it with an in-process stand-in)."""
+
+        bytes_received: int
+
+        def get_run(self, run_id: int, include: Sequence[str] = ..., *, deadline: float,
+                    not_found_grace_until: float | None = None) -> Run: ...
+
+        def list_runs(self, job_id: int, *, deadline: float, limit: int = 10,
+                      statuses: Sequence[int] | None = None, include: Sequence[str] = ("trigger",)) -> list[Run]: ...
+
+        def rate_limited_recently(self, window: float = 300.0) -> bool: ...
 
 NEW_RUN_404_GRACE = 30.0        # a brand-new run can 404 for a few seconds (a known race)
 PLAIN_INCLUDE = ("trigger",)    # the run alone; trigger for the cause in the summary
@@ -40,20 +48,6 @@ BASE_PERIOD = 30.0              # the call budget refills at the pace of a fixed
 BURST = 20.0                    # polls that may be spent ahead of that pace
 GUESS_PLAIN = 2_000             # bytes of a run object without logs, until one has been measured
 GUESS_LOGS = 40_000             # bytes of a run with its logs, until one has been measured
-
-
-class WatchClient(Protocol):
-    """What the watcher needs of `DbtCloudClient` (the benchmark drives it with an in-process stand-in)."""
-
-    bytes_received: int
-
-    def get_run(self, run_id: int, include: Sequence[str] = ..., *, deadline: float,
-                not_found_grace_until: float | None = None) -> Run: ...
-
-    def list_runs(self, job_id: int, *, deadline: float, limit: int = 10, statuses: Sequence[int] | None = None,
-                  include: Sequence[str] = ("trigger",)) -> list[Run]: ...
-
-    def rate_limited_recently(self, window: float = 300.0) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -84,18 +78,18 @@ class Watch:
     bytes_read: int = 0         # body bytes those requests read
 
 
-@dataclass
 class _Follow:
-    """What the watcher has learnt of one run so far."""
+    """What the watcher has learnt of one run so far (a plain class: no dataclass to build at import time)."""
 
-    history: float | None = None
-    prior: Prior | None = None
-    estimate: Estimate | None = None
-    logs_at: float | None = None          # since_start when logs were last read
-    plain_bytes: list[int] = field(default_factory=list)
-    log_bytes: int = 0                    # spent on logs (and the previous run's log)
-    last_log_size: int = GUESS_LOGS
-    failures: dict[tuple[str, str], LiveFailure] = field(default_factory=dict)
+    def __init__(self) -> None:
+        self.history: float | None = None
+        self.prior: Prior | None = None
+        self.estimate: Estimate | None = None
+        self.logs_at: float | None = None          # since_start when logs were last read
+        self.plain_bytes: list[int] = []
+        self.log_bytes = 0                         # spent on logs (and the previous run's log)
+        self.last_log_size = GUESS_LOGS
+        self.failures: dict[tuple[str, str], LiveFailure] = {}
 
     @property
     def plain_size(self) -> int:
@@ -110,14 +104,25 @@ class RunWatcher:
         self.clock = clock
         self.emit = emit
         self.api_timeout = api_timeout
-        self.policy = AdaptivePolicy(max_interval=interval, min_interval=min(2.0, interval))
+        self.interval = interval
         self.period = min(BASE_PERIOD, interval)
+        self._policy: AdaptivePolicy | None = None
         self.progress = ProgressReporter(emit)
+
+    @property
+    def policy(self) -> AdaptivePolicy:
+        from dbtgate.polling import AdaptivePolicy
+
+        if self._policy is None:
+            self._policy = AdaptivePolicy(max_interval=self.interval, min_interval=min(2.0, self.interval))
+        return self._policy
 
     def wait(self, run: Run, *, deadline: float, commands: Sequence[str] = (),
              seen: Callable[[Run], None] = lambda run: None, fail_fast: bool = False) -> Watch:
         """Poll until the run is terminal (or, with `fail_fast`, until a node fails); `Watch.run` is None when the
         deadline passes first. `seen` hears of every poll."""
+        from dbtgate.polling import PollBudget, since_start
+
         began = self.clock.monotonic()
         bytes_before = self.client.bytes_received
         calls = 0
@@ -196,6 +201,8 @@ class RunWatcher:
 
     # ---- what is known ------------------------------------------------------------------------------------
     def _state(self, run: Run, waited: float, started: float | None, follow: _Follow, fail_fast: bool) -> PollState:
+        from dbtgate.polling import PollState, estimate_end, logs_affordable
+
         affordable = logs_affordable(spent=follow.log_bytes, expected=follow.last_log_size,
                                      plain=follow.plain_size, elapsed=waited, period=self.period,
                                      horizon=follow.history)
@@ -212,6 +219,9 @@ class RunWatcher:
     def _read_logs(self, run: Run, started: float | None, total_steps: int | None, follow: _Follow,
                    now: float) -> None:
         """Take what a poll with logs says: failed nodes to report, and a fresh estimate of the end."""
+        from dbtgate.dbtlog import scan
+        from dbtgate.polling import clock_of_day, estimate_end
+
         if not run.steps:
             return
         current = run.steps[-1]
@@ -248,6 +258,9 @@ class RunWatcher:
     def _learn_history(self, run: Run, deadline: float, follow: _Follow) -> int:
         """The job's typical duration and its previous successful run's log (node timings), best effort: one list
         call, and one read of that run when the byte budget can carry it. Returns the calls made."""
+        from dbtgate.dbtlog import scan
+        from dbtgate.polling import Prior, expected_duration, logs_affordable
+
         if run.job_id is None:
             return 0
         try:
