@@ -592,8 +592,12 @@ def explain(measured: list[Measured], cases: list[Case]) -> list[str]:
         "chain that ends the run, the run ends minutes before the previous run's timings (or the history) say. "
         "Nothing in the run object shows it; only the step log does, and reading it often enough to catch that "
         "(tens to hundreds of KB a read) does not fit in 3× the bytes of a 30 s poller — that is what `fail_fast` "
-        "buys (below). Between reads, dbtgate sleeps the user's `interval` while the predicted end is far, so such "
-        "a run is seen up to `interval` (60 s) late.",
+        "buys (the section above). Between reads, dbtgate sleeps the user's `interval` while the predicted end is "
+        "far, so such a run is seen up to `interval` (60 s) late.",
+        "- Why some successful runs are seen late: when the byte budget allows no log read near the end (a big "
+        "project's log costs as much as minutes of polls, and the previous run's log is read first), the end "
+        "window is the job history's, about ±20% of the run, and the calls left are spread over it; a run about "
+        "twice as slow as usual (10% of them) overruns every window and is found by the back-off.",
         "- Short runs (1–5 min) have few calls to spend: the call bound (a 30 s poller's plus 20) is mostly used "
         "by the first minute's quick polls, which catch early failures.",
     ]
