@@ -6,7 +6,6 @@ at once and reports every problem (naming the input the way the user wrote it) b
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import re
 from collections.abc import Mapping
@@ -420,6 +419,8 @@ def normalize_url(text: str, allow_insecure_http: bool) -> str:
     netloc = _NETLOC.fullmatch(parts.netloc)
     host, port = (netloc.group("host"), netloc.group("port")) if netloc else ("", None)
     if host.startswith("["):
+        import ipaddress  # only for an IPv6 literal: kept off the start-up path
+
         try:
             ipaddress.IPv6Address(host[1:-1])
         except ValueError:
@@ -499,6 +500,8 @@ def resolve_artifacts_dir(text: str, workspace: str) -> Path:
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
+    import ipaddress  # ~2 ms, and most URLs are names: kept off the start-up path
+
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:

@@ -15,7 +15,6 @@ links, error messages, logs) can contain both, and a newline to start a line of 
 from __future__ import annotations
 
 import secrets
-import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -148,9 +147,10 @@ def format_outputs(outputs: Mapping[str, str]) -> str:
     for name, value in outputs.items():
         if not name or "=" in name or "<" in name or "\n" in name:
             raise ValueError(f"bad output name {name!r}")
-        delimiter = f"ghadelimiter_{uuid.uuid4()}"
+        # The runner's own form is ghadelimiter_<uuid4>; any unguessable suffix does (and uuid costs start-up time).
+        delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
         while delimiter in value:
-            delimiter = f"ghadelimiter_{uuid.uuid4()}"
+            delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
         chunks.append(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
     return "".join(chunks)
 

@@ -7,7 +7,6 @@ parts with a note.
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass
 
@@ -146,6 +145,8 @@ def _render(result: GateResult, project_dir: str, limits: SummaryLimits) -> str:
         shown = lines[-limits.log_lines:]
         cut = len(lines) - len(shown)
         # Inside an HTML tag Markdown escapes are shown literally, so this line is escaped as HTML instead.
+        import html  # the summary is written after the run: kept off the start-up path
+
         name = html.escape(" ".join(failing.name.split())).replace("://", ":&#47;&#47;")
         header = f"Log of the failing step: {name}" + (
             f" (last {len(shown)} of {len(lines)} lines)" if cut else "")
