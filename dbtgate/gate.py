@@ -360,7 +360,7 @@ class Gate:
             self._run = failed
             self._notes.append(f"dbt Cloud answered the retry of run {failed.id} with run {retry.id}, which is not a "
                                f"retry of it (retrying_run_id {retry.retrying_run_id}, job {retry.job_id}); dbtgate "
-                               "did not take its result as run " f"{failed.id}'s.")
+                               f"did not take its result as run {failed.id}'s.")
             self._attempts.pop()
             if not retry.is_terminal:
                 done = self._cancel_run(retry, self._left(CANCEL_BUDGET), "it is not the retry dbtgate asked for")
