@@ -23,7 +23,7 @@ import pytest
 from dbtgate import __version__
 from dbtgate.emulator import Emulator
 from tests.conftest import TOKEN, EmulatorFactory, scenario
-from tests.runner import ROOT, action_env, parse_output_file
+from tests.runner import ROOT, StepResult, action_env, parse_output_file
 
 IMAGE = os.environ.get("DBTGATE_IMAGE", "")
 pytestmark = pytest.mark.skipif(not IMAGE, reason="DBTGATE_IMAGE is not set (./dev container builds and sets it)")
@@ -72,20 +72,6 @@ class Step:
         outputs = parse_output_file((self.files / "github_output").read_text("utf-8"))
         summary = (self.files / "github_step_summary").read_text("utf-8")
         return StepResult(self.process.returncode, stdout, stderr, outputs, summary, self.workspace)
-
-
-@dataclass
-class StepResult:
-    exit_code: int
-    stdout: str
-    stderr: str
-    outputs: dict[str, str]
-    summary: str
-    workspace: Path
-
-    @property
-    def log(self) -> str:
-        return self.stdout + self.stderr
 
 
 def start_action(step_inputs: dict[str, Any], tmp_path: Path) -> Step:
