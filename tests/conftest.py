@@ -5,8 +5,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
-from dbtgate.clock import Clock
+from dbtgate.clock import Clock, VirtualClock
 from dbtgate.emulator import Emulator, parse_scenario
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
@@ -52,3 +53,41 @@ def emulator_factory() -> Iterator[EmulatorFactory]:
 @pytest.fixture
 def emulator(emulator_factory: EmulatorFactory) -> Emulator:
     return emulator_factory()
+
+
+class Api:
+    """The emulator's API as a test calls it: authenticated GETs and POSTs, a trigger, a run."""
+
+    def __init__(self, emulator: Emulator, scheme: str = "Token") -> None:
+        self.emulator = emulator
+        self.base = f"{emulator.url}/api/v2/accounts/1"
+        self.headers = {"Authorization": f"{scheme} {TOKEN}"}
+
+    def get(self, path: str, **params: Any) -> requests.Response:
+        return requests.get(f"{self.base}/{path}", params=params or None, headers=self.headers, timeout=5)
+
+    def post(self, path: str, body: Any = None) -> requests.Response:
+        return requests.post(f"{self.base}/{path}", json=body, headers=self.headers, timeout=5)
+
+    def trigger(self, job_id: int = 1, **body: Any) -> dict[str, Any]:
+        response = self.post(f"jobs/{job_id}/run/", {"cause": "test", **body})
+        assert response.status_code == 200, response.text
+        data: dict[str, Any] = response.json()["data"]
+        return data
+
+    def run(self, run_id: int, include: str | None = None) -> dict[str, Any]:
+        params = {"include_related": include} if include else {}
+        response = self.get(f"runs/{run_id}/", **params)
+        assert response.status_code == 200, response.text
+        data: dict[str, Any] = response.json()["data"]
+        return data
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock()
+
+
+@pytest.fixture
+def api(emulator_factory: EmulatorFactory, clock: VirtualClock) -> Api:
+    return Api(emulator_factory(clock=clock))

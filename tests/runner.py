@@ -78,19 +78,8 @@ class StepResult:
         return self.stdout + self.stderr
 
     def commands(self, name: str) -> list[str]:
-        """The workflow commands of one kind printed outside ::stop-commands:: blocks."""
-        found, stopped_by = [], None
-        for line in self.stdout.splitlines():
-            if stopped_by is not None:
-                if line == f"::{stopped_by}::":
-                    stopped_by = None
-                continue
-            if line.startswith("::stop-commands::"):
-                stopped_by = line.split("::", 2)[2]
-                continue
-            if line.startswith(f"::{name}"):
-                found.append(line)
-        return found
+        """The workflow commands of one kind that the runner would act on in stdout."""
+        return [line for line in obeyed_commands(self.stdout) if line.startswith(f"::{name}")]
 
 
 def obeyed_commands(text: str) -> list[str]:

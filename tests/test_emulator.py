@@ -12,45 +12,9 @@ import requests
 from dbtgate.clock import VirtualClock
 from dbtgate.emulator import Emulator
 from dbtgate.emulator.server import parse_include_related
-from tests.conftest import TOKEN, EmulatorFactory
+from tests.conftest import TOKEN, Api, EmulatorFactory
 
 AUTH = {"Authorization": f"Token {TOKEN}"}
-
-
-class Api:
-    def __init__(self, emulator: Emulator, scheme: str = "Token") -> None:
-        self.emulator = emulator
-        self.base = f"{emulator.url}/api/v2/accounts/1"
-        self.headers = {"Authorization": f"{scheme} {TOKEN}"}
-
-    def get(self, path: str, **params: Any) -> requests.Response:
-        return requests.get(f"{self.base}/{path}", params=params or None, headers=self.headers, timeout=5)
-
-    def post(self, path: str, body: Any = None) -> requests.Response:
-        return requests.post(f"{self.base}/{path}", json=body, headers=self.headers, timeout=5)
-
-    def trigger(self, job_id: int = 1, **body: Any) -> dict[str, Any]:
-        response = self.post(f"jobs/{job_id}/run/", {"cause": "test", **body})
-        assert response.status_code == 200, response.text
-        data: dict[str, Any] = response.json()["data"]
-        return data
-
-    def run(self, run_id: int, include: str | None = None) -> dict[str, Any]:
-        params = {"include_related": include} if include else {}
-        response = self.get(f"runs/{run_id}/", **params)
-        assert response.status_code == 200, response.text
-        data: dict[str, Any] = response.json()["data"]
-        return data
-
-
-@pytest.fixture
-def clock() -> VirtualClock:
-    return VirtualClock()
-
-
-@pytest.fixture
-def api(emulator_factory: EmulatorFactory, clock: VirtualClock) -> Api:
-    return Api(emulator_factory(clock=clock))
 
 
 def test_success_envelope_and_a_run_that_progresses_by_the_clock(api: Api, clock: VirtualClock) -> None:

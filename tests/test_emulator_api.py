@@ -13,38 +13,10 @@ import requests
 
 from dbtgate.clock import VirtualClock
 from dbtgate.emulator import Emulator
-from tests.conftest import TOKEN, EmulatorFactory
+from tests.conftest import TOKEN, Api, EmulatorFactory
 
 AUTH = {"Authorization": f"Token {TOKEN}"}
 INVALID = "The request was invalid. Please double check the provided data and try again."
-
-
-class Api:
-    def __init__(self, emulator: Emulator) -> None:
-        self.emulator = emulator
-        self.base = f"{emulator.url}/api/v2/accounts/1"
-
-    def get(self, path: str, **params: Any) -> requests.Response:
-        return requests.get(f"{self.base}/{path}", headers=AUTH, params=params, timeout=5)
-
-    def post(self, path: str, body: Any = None, **kwargs: Any) -> requests.Response:
-        return requests.post(f"{self.base}/{path}", headers=AUTH, json=body, timeout=5, **kwargs)
-
-    def trigger(self, job_id: int = 1) -> dict[str, Any]:
-        response = self.post(f"jobs/{job_id}/run/", {"cause": "test"})
-        assert response.status_code == 200, response.text
-        data: dict[str, Any] = response.json()["data"]
-        return data
-
-
-@pytest.fixture
-def clock() -> VirtualClock:
-    return VirtualClock()
-
-
-@pytest.fixture
-def api(emulator_factory: EmulatorFactory, clock: VirtualClock) -> Api:
-    return Api(emulator_factory(clock=clock))
 
 
 def raw_exchange(emulator: Emulator, request: bytes) -> http.client.HTTPResponse:

@@ -90,7 +90,7 @@ def start_action(step_inputs: dict[str, Any], tmp_path: Path) -> Step:
     env = {name: value for name, value in host_env.items() if name not in ("PATH", "PYTHONPATH", "HOME")}
     env.update({"GITHUB_WORKSPACE": WORKSPACE, "GITHUB_EVENT_PATH": f"{WORKFLOW}/event.json",
                 # The runner passes its own temp path, which does not exist in the container.
-                "RUNNER_TEMP": "/home/runner/work/_temp"})
+                "RUNNER_TEMP": "/runner-host-only/_temp"})
     for name in ("GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "GITHUB_ENV", "GITHUB_STATE"):
         env[name] = f"{FILE_COMMANDS}/{Path(host_env[name]).name}"
     name = f"dbtgate-test-{uuid.uuid4().hex[:12]}"
