@@ -13,7 +13,6 @@ import json
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO, cast
 
@@ -102,10 +101,9 @@ def run_action(env: Mapping[str, str], stdout: TextIO) -> int:
 
 def execute(config: GateConfig, env: Mapping[str, str], workflow: Workflow, redactor: Redactor, *,
             summary_file: str | None = None, output_file: str | None = None, json_out: TextIO | None = None,
-            install_signals: bool = True, clock: Clock | None = None,
-            wall: Callable[[], datetime] | None = None) -> int:
+            install_signals: bool = True, clock: Clock | None = None) -> int:
     """The one code path: gate the job, then publish outputs, summary and annotations, then the exit code.
-    `clock` and `wall` (the date, for max_age) are the real ones unless a test brings its own."""
+    `clock` (durations and the date) is the real one unless a test brings its own."""
     log = get_logger("dbtgate")
     guard = SignalGuard()
     if install_signals:
@@ -117,8 +115,7 @@ def execute(config: GateConfig, env: Mapping[str, str], workflow: Workflow, reda
     try:
         client = DbtCloudClient(config.base_url, config.token, config.account_id, api_timeout=config.api_timeout,
                                 clock=clock)
-        gate = Gate(config, client, clock, emit=lambda line: log.info(line),
-                    wall=wall or (lambda: datetime.now(UTC)))
+        gate = Gate(config, client, clock, emit=lambda line: log.info(line))
         result = gate.run()
     except Interrupted as interrupted:
         # Before the gate took charge there is nothing to cancel; after it returned, it already did what it could.

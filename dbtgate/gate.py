@@ -10,7 +10,6 @@ import contextlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 
 from dbtgate.artifacts import ArtifactReport, NodeIssue, collect_artifacts
@@ -147,12 +146,10 @@ class CancelAttempt:
 
 class Gate:
     def __init__(self, config: GateConfig, client: DbtCloudClient, clock: Clock, *,
-                 emit: Callable[[str], None] | None = None, marker: str | None = None,
-                 wall: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 emit: Callable[[str], None] | None = None, marker: str | None = None) -> None:
         self.config = config
         self.client = client
         self.clock = clock
-        self.wall = wall  # the date, for max_age (dbt Cloud's timestamps are UTC)
         self.emit = emit or (lambda line: log.info(line))
         self.marker = f" [dbtgate:{marker or secrets.token_hex(4)}]"
         self.watcher = RunWatcher(client, clock, emit=self.emit, interval=config.interval,
@@ -288,7 +285,7 @@ class Gate:
         run = self._run
         self.emit(f"Latest run of {query.describe()}: run {run.id} ({humanize_status(run.status_code)}): {run.href}")
         if self.config.max_age is not None:
-            why = staleness(run, self.config.max_age, self.wall())
+            why = staleness(run, self.config.max_age, self.clock.wall())
             if why:
                 return self._result(Outcome.STALE, f"The latest run of {query.describe()}, run {run.id}, is too old: "
                                     f"{why}", detail="Run the job again (or raise max_age) and re-run this "

@@ -9,6 +9,7 @@ import io
 import re
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +35,8 @@ SCENARIO = {
 
 
 def main() -> int:
-    clock = VirtualClock()
+    # A fixed date, so the committed example is the same whenever it is regenerated.
+    clock = VirtualClock(wall_start=datetime(2026, 11, 2, 9, 0, tzinfo=UTC))
     with Emulator(parse_scenario(SCENARIO), clock=clock) as emulator, tempfile.TemporaryDirectory() as folder:
         summary = Path(folder) / "summary.md"
         summary.write_text("")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import tempfile
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -192,8 +191,7 @@ def run_gate(emulator: Emulator, clock: VirtualClock, inputs: dict[str, str],
     workflow, redactor, _ = open_channel(stream, stream, token, github=True, debug=True)
     started = clock.monotonic()
     code = execute(config, {}, workflow, redactor, summary_file=str(summary),
-                   output_file=str(outputs), install_signals=False, clock=clock,
-                   wall=lambda: datetime.fromtimestamp(emulator.world.now(), UTC))
+                   output_file=str(outputs), install_signals=False, clock=clock)
     log, summary_text = stream.getvalue(), summary.read_text("utf-8")
     outputs_text = outputs.read_text("utf-8")
     parsed = parse_output_file(outputs_text)

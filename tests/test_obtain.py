@@ -120,6 +120,21 @@ def test_a_run_older_than_max_age_is_stale() -> None:
     assert "too old" in seen.summary and "max\\_age" in seen.summary
 
 
+@pytest.mark.parametrize("years_ahead", [0, 1, 5])
+def test_max_age_holds_whatever_the_date(years_ahead: int) -> None:
+    """The emulator's calendar starts at the clock's date and the gate's max_age reads the same clock: a run made
+    a minute ago is fresh and a week-old one is stale, this year or years from now (CI broke on 2026-12-02 when
+    the calendar was fixed and the gate read the machine's date)."""
+    moved = datetime.now(UTC) + timedelta(days=365 * years_ahead)
+    jobs = [{"id": 1, "name": "Nightly", "run_seconds": 60, "history": 3}]
+    fresh = gate({"dbt_cloud_job_id": "1", "latest_run": "true", "max_age": "10m"},
+                 VirtualClock(wall_start=moved), jobs=jobs, before=lambda e: start_run(e, 1))
+    assert fresh.outcome == "success", fresh.summary
+    stale = gate({"dbt_cloud_job_id": "1", "latest_run": "true", "max_age": "12h"},
+                 VirtualClock(wall_start=moved), jobs=jobs)
+    assert (stale.outcome, stale.exit_code) == ("stale", 1)
+
+
 def test_a_run_within_max_age_is_taken() -> None:
     seen = gate({"dbt_cloud_job_id": "1", "latest_run": "true", "max_age": "3d"})
     assert seen.outcome in ("success", "error")

@@ -31,7 +31,7 @@ __all__ = ["Emulator", "FaultSpec", "JobSpec", "LoggedRequest", "Scenario", "Sce
 
 class Emulator:
     def __init__(self, scenario: Scenario | None = None, *, port: int = 0, host: str = "127.0.0.1",
-                 tls: bool = False, clock: Clock | None = None) -> None:
+                 tls: bool = False, clock: Clock | None = None, epoch: float | None = None) -> None:
         self.scenario = scenario if scenario is not None else load_scenario()
         self.clock = clock or SystemClock()
         self.log = RequestLog()
@@ -46,7 +46,7 @@ class Emulator:
         bound_host, bound_port = str(self._server.server_address[0]), int(self._server.server_address[1])
         scheme = "https" if tls else "http"
         self.url = f"{scheme}://{'localhost' if tls else bound_host}:{bound_port}"
-        self.world = World(self.scenario, self.clock, base_url=self.url)
+        self.world = World(self.scenario, self.clock, base_url=self.url, epoch=epoch)
         self.faults = FaultInjector(self.scenario.faults)
         self._server.world, self._server.faults, self._server.log = self.world, self.faults, self.log
         self._thread: threading.Thread | None = None

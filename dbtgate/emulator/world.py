@@ -211,8 +211,10 @@ class World:
         self.clock = clock
         self.base_url = base_url
         self._clock_origin = clock.monotonic()
-        # Emulated wall time starts at a fixed, recognisable moment unless told otherwise: reproducible output.
-        self._epoch = epoch if epoch is not None else datetime(2026, 11, 2, 9, 0, tzinfo=UTC).timestamp()
+        # The calendar starts at the clock's date (history runs lie in the days before it), so a client comparing
+        # timestamps with its own date (max_age) sees runs of the age the scenario gives them, whatever the year.
+        # `epoch` pins it instead, for output that must be the same on every run (the committed example).
+        self._epoch = epoch if epoch is not None else clock.wall().timestamp()
         self._runs: dict[int, RunRecord] = {}
         self._next_run_id = scenario.first_run_id
         self._lock = threading.RLock()
