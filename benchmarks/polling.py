@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from dbtgate.clock import VirtualClock
+from dbtgate.cloud.models import Run
 from dbtgate.emulator.scenario import JobSpec, parse_scenario
 from dbtgate.emulator.world import World
-from dbtgate.models import Run
-from dbtgate.waiting import RunWatcher
+from dbtgate.watch.watcher import RunWatcher
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TIMEOUT = 4 * 3600.0       # long enough for the 1-3 h runs of the mix, with queueing
@@ -293,10 +293,10 @@ def build_tidy(case: Case) -> tuple[World, ManualClock, JobSpec, dict[str, Any]]
 
 # ---- end-to-end check through the real gate over HTTP --------------------------------------------------------------
 def replay_e2e(case: Case) -> Measured:
-    from dbtgate.client import DbtCloudClient
+    from dbtgate.cloud.client import DbtCloudClient
     from dbtgate.config import parse_config
     from dbtgate.emulator import Emulator
-    from dbtgate.gate import Gate
+    from dbtgate.gate.gate import Gate
     from dbtgate.logs import configure
 
     configure(io.StringIO())
@@ -477,7 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     policies = [p for p in args.policies.split(",") if p]
     import dbtgate.emulator
-    import dbtgate.gate  # noqa: F401 -- loaded now: the end-to-end check at the end uses the code as it is now
+    import dbtgate.gate.gate  # noqa: F401 -- loaded now: the end-to-end check at the end uses the code as it is now
     started = time.monotonic()
     cases = realistic(args.runs, args.seed)
     results = {name: [replay(case, name) for case in cases] for name in policies}

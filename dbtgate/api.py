@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from dbtgate.artifacts import NodeIssue
-from dbtgate.client import ApiFailure, DbtCloudClient, DeadlineExceeded
 from dbtgate.clock import Clock, SystemClock
+from dbtgate.cloud.client import ApiFailure, DbtCloudClient, DeadlineExceeded
+from dbtgate.cloud.models import Run
 from dbtgate.config import DEFAULT_URL, INPUT_NAMES, ConfigError, parse_config
-from dbtgate.gate import Gate, GateResult, Outcome
+from dbtgate.gate.gate import Gate, GateResult, Outcome
 from dbtgate.logs import LIBRARY_REDACTOR
-from dbtgate.models import Run
 
 __all__ = ["ConfigError", "RunFailed", "RunResult", "cancel_run", "latest_run", "run_job", "wait_for_run"]
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, cast
 
-from dbtgate.client import ApiFailure, DbtCloudClient, DeadlineExceeded
+from dbtgate.cloud.client import ApiFailure, DbtCloudClient, DeadlineExceeded
 
 FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
 WARN_STATUSES = frozenset({"warn"})

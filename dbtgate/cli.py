@@ -17,16 +17,16 @@ from pathlib import Path
 from typing import Any, TextIO, cast
 
 from dbtgate import __version__
-from dbtgate.client import ApiFailure, DbtCloudClient, DeadlineExceeded
 from dbtgate.clock import Clock, SystemClock
+from dbtgate.cloud.client import ApiFailure, DbtCloudClient, DeadlineExceeded
+from dbtgate.cloud.models import Run
 from dbtgate.config import INPUTS, SPECS, ConfigError, GateConfig, InputSpec, parse_config
-from dbtgate.gate import ExitCode, Gate, GateResult, Outcome, exit_code_for
+from dbtgate.gate.gate import ExitCode, Gate, GateResult, Outcome, exit_code_for
 from dbtgate.github import GuardedStream, Workflow
 from dbtgate.logs import Redactor, configure, get_logger
-from dbtgate.models import Run
-from dbtgate.progress import describe
-from dbtgate.report import outputs_for, publish, run_json, write_config_error
+from dbtgate.report.publish import outputs_for, publish, run_json, write_config_error
 from dbtgate.signals import Interrupted, SignalGuard
+from dbtgate.watch.progress import describe
 
 EXIT_CODES_HELP = """exit codes:
   0  the run succeeded (or was triggered without waiting, or failure_on_error is false)

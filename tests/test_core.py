@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dbtgate.client import Attempt, RetryPolicy, classify, parse_retry_after
-from dbtgate.gate import ExitCode, Outcome, exit_code_for, outcome_of
-from dbtgate.models import Run, iso_utc, parse_api_duration, parse_api_timestamp
-from dbtgate.polling import expected_duration
-from dbtgate.progress import ProgressReporter
+from dbtgate.cloud.client import Attempt, RetryPolicy, classify, parse_retry_after
+from dbtgate.cloud.models import Run, iso_utc, parse_api_duration, parse_api_timestamp
+from dbtgate.gate.gate import ExitCode, Outcome, exit_code_for, outcome_of
+from dbtgate.watch.progress import ProgressReporter
+from dbtgate.watch.schedule import expected_duration
 
 
 def run(status: int, **more: Any) -> Run:
@@ -136,8 +136,8 @@ def test_progress_prints_changes_and_heartbeats_not_every_poll() -> None:
 
 
 def test_a_blank_href_is_rebuilt_from_the_project() -> None:
-    from dbtgate.client import DbtCloudClient
     from dbtgate.clock import VirtualClock
+    from dbtgate.cloud.client import DbtCloudClient
     client = DbtCloudClient("https://ab123.us1.dbt.com", "t", 7, clock=VirtualClock())
     linked = client._run({"id": 5, "status": 10, "project_id": 3, "href": ""})
     assert linked.href == "https://ab123.us1.dbt.com/deploy/7/projects/3/runs/5/"

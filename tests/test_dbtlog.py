@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dbtgate.dbtlog import describe_node, scan, strip_ansi
+from dbtgate.watch.dbtlog import describe_node, scan, strip_ansi
 from tests.conftest import SHARED
 
 REFERENCE = SHARED / "reference" / "dbt-core-run"

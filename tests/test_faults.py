@@ -81,8 +81,8 @@ def test_the_client_never_logs_the_token_even_without_dbtgates_log_setup(capsys:
     """A library user gets structlog's default configuration, which prints debug lines and redacts nothing."""
     import structlog
 
-    from dbtgate.client import DbtCloudClient
     from dbtgate.clock import VirtualClock
+    from dbtgate.cloud.client import DbtCloudClient
     from dbtgate.emulator import Emulator
     from tests.conftest import TOKEN, scenario
 

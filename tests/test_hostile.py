@@ -234,15 +234,15 @@ def test_the_token_is_redacted_from_saved_artifacts_across_chunk_boundaries(tmp_
 @pytest.mark.parametrize("href", ["https://x/y\n# Fake heading", "https://x/y\t[a](https://evil)", "javascript:x",
                                   "https://x/y)](https://evil", "  https://x"])
 def test_only_plain_http_links_reach_the_summary(href: str) -> None:
-    from dbtgate.summary import _safe_url
+    from dbtgate.report.summary import _safe_url
     url = _safe_url(href)
     assert url == "#" or (url.startswith(("http://", "https://")) and not any(c in url for c in "\n\t ()[]|"))
 
 
 # ---- 4b. a run is reused only if it builds what this gate would build -------------------------------------------
 def test_reuse_needs_every_build_setting_to_match() -> None:
-    from dbtgate.gate import reuse_mismatch
-    from dbtgate.models import Run
+    from dbtgate.cloud.models import Run
+    from dbtgate.gate.gate import reuse_mismatch
     def run(status: int = 3, job: int = 1, **trigger: object) -> Run:
         return Run.from_api({"id": 5, "job_definition_id": job, "status": status,
                              "trigger": {"cause": "x", **trigger}})
@@ -326,10 +326,10 @@ def test_a_real_shaped_token_echoed_by_dbt_cloud_is_redacted_even_once_escaped()
 
 def test_the_verdict_never_comes_from_a_trigger_answer_alone() -> None:
     """A trigger answer that claims the new run already succeeded is read back; if that read fails, no green."""
-    from dbtgate.client import ApiFailure
     from dbtgate.clock import VirtualClock
-    from dbtgate.models import Run
-    from dbtgate.waiting import RunWatcher
+    from dbtgate.cloud.client import ApiFailure
+    from dbtgate.cloud.models import Run
+    from dbtgate.watch.watcher import RunWatcher
 
     class Failing:
         bytes_received = 0

@@ -12,9 +12,9 @@ import pytest
 import requests
 
 from dbtgate.clock import VirtualClock
+from dbtgate.cloud.models import Job, Run
 from dbtgate.emulator import Emulator
-from dbtgate.models import Job, Run
-from dbtgate.obtain import JobNameProblem, LatestRunQuery, pick_job, staleness
+from dbtgate.gate.find import JobNameProblem, LatestRunQuery, pick_job, staleness
 from tests.conftest import TOKEN, scenario
 from tests.fault_matrix import Observed, run_gate
 

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dbtgate.dbtlog import scan
-from dbtgate.models import Run
-from dbtgate.polling import (
+from dbtgate.cloud.models import Run
+from dbtgate.watch.dbtlog import scan
+from dbtgate.watch.schedule import (
     FINALIZE,
     AdaptivePolicy,
     Decision,

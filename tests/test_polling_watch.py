@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from benchmarks.polling import ManualClock, WorldClient, realistic, replay
+from dbtgate.cloud.models import Run
 from dbtgate.emulator.scenario import parse_scenario
 from dbtgate.emulator.world import World
-from dbtgate.models import Run
-from dbtgate.waiting import RunWatcher
+from dbtgate.watch.watcher import RunWatcher
 
 FAILING: dict[str, Any] = {
     "id": 1, "name": "failing build", "execute_steps": ["dbt build"], "outcome": "error",

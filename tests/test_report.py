@@ -9,10 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dbtgate.artifacts import ArtifactReport, NodeIssue, node_issues
-from dbtgate.gate import GateResult, Outcome
+from dbtgate.cloud.models import Job, Run
+from dbtgate.gate.gate import GateResult, Outcome
 from dbtgate.github import Workflow, escape_data, escape_property, format_outputs
-from dbtgate.models import Job, Run
-from dbtgate.summary import SUMMARY_LIMIT, code_block, md, render_summary
+from dbtgate.report.summary import SUMMARY_LIMIT, code_block, md, render_summary
 from tests.runner import parse_output_file
 
 

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from dbtgate.models import Run, RunStatus, RunStep
+from dbtgate.cloud.models import Run, RunStatus, RunStep
 
 if TYPE_CHECKING:  # polling is imported when a run is watched, not on the way to the first request
-    from dbtgate.polling import Progress
+    from dbtgate.watch.schedule import Progress
 
 
 def format_seconds(seconds: float) -> str:

@@ -14,18 +14,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from dbtgate.client import ApiFailure, DeadlineExceeded
 from dbtgate.clock import Clock
-from dbtgate.models import Run, RunStatus
-from dbtgate.progress import ProgressReporter
+from dbtgate.cloud.client import ApiFailure, DeadlineExceeded
+from dbtgate.cloud.models import Run, RunStatus
+from dbtgate.watch.progress import ProgressReporter
 
 if TYPE_CHECKING:
     # Imported when a run is watched (below), not when the gate is built: they are off the path to the first
     # request, which the action's cold start pays for.
     from typing import Protocol
 
-    from dbtgate.dbtlog import LogScan, NodeLine
-    from dbtgate.polling import AdaptivePolicy, Estimate, PollState, Prior
+    from dbtgate.watch.dbtlog import LogScan, NodeLine
+    from dbtgate.watch.schedule import AdaptivePolicy, Estimate, PollState, Prior
 
     class WatchClient(Protocol):
         """What the watcher needs of `DbtCloudClient` (the benchmark drives it with an in-process stand-in)."""
@@ -111,7 +111,7 @@ class RunWatcher:
 
     @property
     def policy(self) -> AdaptivePolicy:
-        from dbtgate.polling import AdaptivePolicy
+        from dbtgate.watch.schedule import AdaptivePolicy
 
         if self._policy is None:
             self._policy = AdaptivePolicy(max_interval=self.interval, min_interval=min(2.0, self.interval))
@@ -121,7 +121,7 @@ class RunWatcher:
              seen: Callable[[Run], None] = lambda run: None, fail_fast: bool = False) -> Watch:
         """Poll until the run is terminal (or, with `fail_fast`, until a node fails); `Watch.run` is None when the
         deadline passes first. `seen` hears of every poll."""
-        from dbtgate.polling import PollBudget, since_start
+        from dbtgate.watch.schedule import PollBudget, since_start
 
         began = self.clock.monotonic()
         bytes_before = self.client.bytes_received
@@ -201,7 +201,7 @@ class RunWatcher:
 
     # ---- what is known ------------------------------------------------------------------------------------
     def _state(self, run: Run, waited: float, started: float | None, follow: _Follow, fail_fast: bool) -> PollState:
-        from dbtgate.polling import PollState, estimate_end, logs_affordable
+        from dbtgate.watch.schedule import PollState, estimate_end, logs_affordable
 
         affordable = logs_affordable(spent=follow.log_bytes, expected=follow.last_log_size,
                                      plain=follow.plain_size, elapsed=waited, period=self.period,
@@ -219,8 +219,8 @@ class RunWatcher:
     def _read_logs(self, run: Run, started: float | None, total_steps: int | None, follow: _Follow,
                    now: float) -> None:
         """Take what a poll with logs says: failed nodes to report, and a fresh estimate of the end."""
-        from dbtgate.dbtlog import scan
-        from dbtgate.polling import clock_of_day, estimate_end
+        from dbtgate.watch.dbtlog import scan
+        from dbtgate.watch.schedule import clock_of_day, estimate_end
 
         if not run.steps:
             return
@@ -258,8 +258,8 @@ class RunWatcher:
     def _learn_history(self, run: Run, deadline: float, follow: _Follow) -> int:
         """The job's typical duration and its previous successful run's log (node timings), best effort: one list
         call, and one read of that run when the byte budget can carry it. Returns the calls made."""
-        from dbtgate.dbtlog import scan
-        from dbtgate.polling import Prior, expected_duration, logs_affordable
+        from dbtgate.watch.dbtlog import scan
+        from dbtgate.watch.schedule import Prior, expected_duration, logs_affordable
 
         if run.job_id is None:
             return 0

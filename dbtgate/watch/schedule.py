@@ -26,8 +26,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from dbtgate.dbtlog import LogScan
-from dbtgate.models import Run, RunStatus
+from dbtgate.cloud.models import Run, RunStatus
+from dbtgate.watch.dbtlog import LogScan
 
 DAY = 86400
 FINALIZE = 3.0          # seconds from the last step's end to the run's completion (dbt Cloud: about 1 to 6)

@@ -13,15 +13,15 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from dbtgate.artifacts import ArtifactReport, NodeIssue, collect_artifacts
-from dbtgate.client import AmbiguousTrigger, ApiFailure, DbtCloudClient, DeadlineExceeded
 from dbtgate.clock import Clock
+from dbtgate.cloud.client import AmbiguousTrigger, ApiFailure, DbtCloudClient, DeadlineExceeded
+from dbtgate.cloud.models import Job, Run, RunStatus, humanize_status
 from dbtgate.config import GateConfig
+from dbtgate.gate.find import JobNameProblem, LatestRunQuery, find_job_by_name, staleness, wait_for_latest_run
 from dbtgate.logs import get_logger
-from dbtgate.models import Job, Run, RunStatus, humanize_status
-from dbtgate.obtain import JobNameProblem, LatestRunQuery, find_job_by_name, staleness, wait_for_latest_run
-from dbtgate.progress import format_seconds
 from dbtgate.signals import Interrupted
-from dbtgate.waiting import RunWatcher, Watch
+from dbtgate.watch.progress import format_seconds
+from dbtgate.watch.watcher import RunWatcher, Watch
 
 log = get_logger("dbtgate")
 

@@ -22,10 +22,10 @@ from urllib.parse import urlsplit
 import requests
 
 from dbtgate.clock import Clock
+from dbtgate.cloud.models import Job, Run
 from dbtgate.logs import get_logger
-from dbtgate.models import Job, Run
 
-log = get_logger("dbtgate.client")
+log = get_logger("dbtgate.cloud.client")
 
 RUN_INCLUDE = ("run_steps", "job", "trigger")
 CONNECT_TIMEOUT = 10.0

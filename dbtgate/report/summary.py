@@ -11,9 +11,9 @@ import re
 from dataclasses import dataclass
 
 from dbtgate.artifacts import NodeIssue
-from dbtgate.gate import GateResult, Outcome
-from dbtgate.models import iso_utc
-from dbtgate.progress import format_seconds
+from dbtgate.cloud.models import iso_utc
+from dbtgate.gate.gate import GateResult, Outcome
+from dbtgate.watch.progress import format_seconds
 
 SUMMARY_LIMIT = 1024 * 1024
 # Only what changes meaning inside a line or a table cell; "<" and ">" become entities so no HTML gets through.

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from dbtgate.client import DbtCloudClient
 from dbtgate.clock import Clock
-from dbtgate.models import Job, Run, RunStatus
-from dbtgate.progress import format_seconds
+from dbtgate.cloud.client import DbtCloudClient
+from dbtgate.cloud.models import Job, Run, RunStatus
+from dbtgate.watch.progress import format_seconds
 
 JOB_PAGE = 100
 MAX_JOB_PAGES = 50        # 5,000 jobs: past that the account needs project_id/environment_id to narrow it

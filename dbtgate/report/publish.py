@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from dbtgate.artifacts import NodeIssue
+from dbtgate.cloud.models import Run, iso_utc
 from dbtgate.config import GateConfig
-from dbtgate.gate import GateResult, Outcome
+from dbtgate.gate.gate import GateResult, Outcome
 from dbtgate.github import Workflow, append_file, format_outputs
-from dbtgate.models import Run, iso_utc
-from dbtgate.summary import md, render_summary
+from dbtgate.report.summary import md, render_summary
 
 MAX_NODE_ANNOTATIONS = 10
 CONSOLE_LOG_LINES = 60
