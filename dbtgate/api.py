@@ -24,11 +24,13 @@ from typing import Any
 
 from dbtgate.artifacts import NodeIssue
 from dbtgate.clock import Clock, SystemClock
-from dbtgate.cloud.client import ApiFailure, DbtCloudClient, DeadlineExceeded
+from dbtgate.cloud.client import DbtCloudClient
 from dbtgate.cloud.models import Run
-from dbtgate.config import DEFAULT_URL, INPUT_NAMES, ConfigError, parse_config
-from dbtgate.gate.gate import Gate, GateResult, Outcome
+from dbtgate.config import DEFAULT_URL, INPUT_NAMES, parse_config
+from dbtgate.errors import ApiError, ConfigError, DeadlineExceeded
+from dbtgate.gate.gate import Gate, GateResult
 from dbtgate.logs import LIBRARY_REDACTOR
+from dbtgate.outcome import Outcome
 
 __all__ = ["ConfigError", "RunFailed", "RunResult", "cancel_run", "latest_run", "run_job", "wait_for_run"]
 
@@ -154,7 +156,7 @@ def _gate(options: Mapping[str, Any], *, account_id: int, token: str, url: str, 
     # A KeyboardInterrupt or an orchestrator's task timeout during the gate cancels the run it started, then goes on.
     try:
         gate_result = Gate(config, client, clock, emit=emit).run()
-    except (ApiFailure, DeadlineExceeded) as error:  # the gate reports these itself; this is belt and braces
+    except (ApiError, DeadlineExceeded) as error:  # the gate reports these itself; this is belt and braces
         raise RunFailed(RunResult("api_error", str(error), None, (), (), None, exit_code=3)) from error
     if gate_result.outcome is Outcome.CONFIG_ERROR:  # e.g. a job name that matches no job, or several
         raise ConfigError([gate_result.headline])

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, cast
 
-from dbtgate.cloud.client import ApiFailure, DbtCloudClient, DeadlineExceeded
+from dbtgate.cloud.client import DbtCloudClient
+from dbtgate.errors import ApiError, DeadlineExceeded
 
 FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
 WARN_STATUSES = frozenset({"warn"})
@@ -351,7 +352,7 @@ def collect_artifacts(client: DbtCloudClient, run_id: int, *, workspace: Path, d
                 opener = functools.partial(_redacting_open, root, where, tuple(x.encode() for x in secrets if x))
                 size = client.download_artifact(run_id, path, opener,
                                                 deadline=deadline, max_bytes=max_bytes)
-            except (ApiFailure, DeadlineExceeded) as error:
+            except (ApiError, DeadlineExceeded) as error:
                 problems.append(f"{path}: could not be downloaded ({error})")
                 continue
             except OSError as error:

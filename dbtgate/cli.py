@@ -18,12 +18,14 @@ from typing import Any, TextIO, cast
 
 from dbtgate import __version__
 from dbtgate.clock import Clock, SystemClock
-from dbtgate.cloud.client import ApiFailure, DbtCloudClient, DeadlineExceeded
+from dbtgate.cloud.client import DbtCloudClient
 from dbtgate.cloud.models import Run
-from dbtgate.config import INPUTS, SPECS, ConfigError, GateConfig, InputSpec, parse_config
-from dbtgate.gate.gate import ExitCode, Gate, GateResult, Outcome, exit_code_for
+from dbtgate.config import INPUTS, SPECS, GateConfig, InputSpec, parse_config
+from dbtgate.errors import ApiError, ConfigError, DeadlineExceeded
+from dbtgate.gate.gate import Gate, GateResult
 from dbtgate.github import GuardedStream, Workflow
 from dbtgate.logs import Redactor, configure, get_logger
+from dbtgate.outcome import ExitStatus, Outcome, exit_status_for
 from dbtgate.report.publish import outputs_for, publish, run_json, write_config_error
 from dbtgate.signals import Interrupted, SignalGuard
 from dbtgate.watch.progress import describe
@@ -62,11 +64,11 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     parser = build_parser()
     if not argv:
         parser.print_help(stderr)
-        return ExitCode.BAD_CONFIG
+        return ExitStatus.BAD_CONFIG
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # --help / --version (0), or a usage error argparse already explained
-        return ExitCode.SUCCESS if not exit_.code else ExitCode.BAD_CONFIG
+        return ExitStatus.SUCCESS if not exit_.code else ExitStatus.BAD_CONFIG
     handler: Any = args.handler
     return int(handler(args, env, stdout, stderr))
 
@@ -95,7 +97,7 @@ def run_action(env: Mapping[str, str], stdout: TextIO) -> int:
         config = parse_config(raw, env, labels)
     except ConfigError as error:
         write_config_error(env, error.problems, workflow)
-        return ExitCode.BAD_CONFIG
+        return ExitStatus.BAD_CONFIG
     return execute(config, env, workflow, redactor)
 
 
@@ -131,7 +133,7 @@ def execute(config: GateConfig, env: Mapping[str, str], workflow: Workflow, reda
 
 
 def _bare_result(interrupted: Interrupted) -> GateResult:
-    return GateResult(outcome=Outcome.INTERRUPTED, exit_code=exit_code_for(Outcome.INTERRUPTED, True,
+    return GateResult(outcome=Outcome.INTERRUPTED, exit_code=exit_status_for(Outcome.INTERRUPTED, True,
                                                                            interrupted.signum),
                       headline=f"Interrupted by {interrupted} before any run was triggered")
 
@@ -262,7 +264,7 @@ def cmd_gate(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, s
         config = parse_config(raw, env, labels)
     except ConfigError as error:
         write_config_error(env, error.problems, workflow, summary_file=args.summary, output_file=args.output)
-        return ExitCode.BAD_CONFIG
+        return ExitStatus.BAD_CONFIG
     return execute(config, env, workflow, redactor, summary_file=args.summary, output_file=args.output,
                    json_out=stdout if args.json else None)
 
@@ -288,20 +290,20 @@ def _one_run(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, s
     workflow, _, stdout, stderr = _cli_setup(args, env, stdout, stderr)
     found = _client_for(args, env, workflow)
     if found is None:
-        return ExitCode.BAD_CONFIG
+        return ExitStatus.BAD_CONFIG
     client, run_id = found
     try:
         run = call(client, run_id, client.clock.monotonic() + client.api_timeout * 3)
-    except (ApiFailure, DeadlineExceeded) as error:
+    except (ApiError, DeadlineExceeded) as error:
         workflow.error(str(error), title="dbt Cloud API failed")
-        return ExitCode.API_FAILED
+        return ExitStatus.API_FAILED
     message = f" — {' '.join(run.status_message.split())}" if run.status_message else ""
     stderr.write(f"Run {run.id}: {' '.join(describe(run).split())}{message}\n{run.href}\n")
     stderr.flush()
     if args.json:
         stdout.write(json.dumps(run_json(run), indent=2) + "\n")
         stdout.flush()
-    return ExitCode.SUCCESS
+    return ExitStatus.SUCCESS
 
 
 def cmd_status(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stderr: TextIO) -> int:
@@ -321,7 +323,7 @@ def cmd_emulator(args: argparse.Namespace, env: Mapping[str, str], stdout: TextI
         scenario = load_scenario(args.scenario, **overrides)
     except (ScenarioError, OSError) as error:
         stderr.write(f"dbtgate emulator: {error}\n")
-        return ExitCode.BAD_CONFIG
+        return ExitStatus.BAD_CONFIG
     try:
         emulator = Emulator(scenario, port=args.port, host=args.host, tls=args.tls)
     except OSError as error:
@@ -330,7 +332,7 @@ def cmd_emulator(args: argparse.Namespace, env: Mapping[str, str], stdout: TextI
         stderr.write(f"dbtgate emulator: cannot listen on {args.host}:{args.port}: {error.strerror or error}. "
                      + ("Stop whatever uses that port, or pick another with --port N (--port 0 takes any free "
                         "port).\n" if taken else "Check --host and --port.\n"))
-        return ExitCode.BAD_CONFIG
+        return ExitStatus.BAD_CONFIG
     jobs = ", ".join(f"{job.id} ({job.name})" for job in scenario.jobs) or "none"
     stdout.write(
         f"dbt Cloud emulator listening on {emulator.url}\n"
@@ -348,7 +350,7 @@ def cmd_emulator(args: argparse.Namespace, env: Mapping[str, str], stdout: TextI
         stdout.write("stopped\n")
     finally:
         emulator.stop()
-    return ExitCode.SUCCESS
+    return ExitStatus.SUCCESS
 
 
 def cmd_demo(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stderr: TextIO) -> int:

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from dbtgate.errors import ConfigError
+
 DEFAULT_URL = "https://cloud.getdbt.com"
 CAUSE_LIMIT = 255
 # The gate appends " [dbtgate:xxxxxxxx]" to the cause so that a run created by a lost trigger response can be
@@ -152,14 +154,6 @@ _UNITS = {"": 1, "ms": 0.001, "msec": 0.001, "msecs": 0.001, "millisecond": 0.00
           "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1, "m": 60, "min": 60, "mins": 60,
           "minute": 60, "minutes": 60, "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600,
           "d": 86400, "day": 86400, "days": 86400}
-
-
-class ConfigError(Exception):
-    """Bad input: every problem found, each naming the input and how to fix it. Nothing was triggered."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 
 from dbtgate.config import (
     USER_CAUSE_LIMIT,
-    ConfigError,
     default_cause,
     normalize_url,
     parse_bool,
@@ -17,6 +16,7 @@ from dbtgate.config import (
     parse_positive_int,
     parse_steps,
 )
+from dbtgate.errors import ConfigError
 
 BASE = {"dbt_cloud_token": "t0k", "dbt_cloud_account_id": "1", "dbt_cloud_job_id": "2"}
 

@@ -14,7 +14,6 @@ from dbtgate.config import (
     INT32_MAX,
     INT64_MAX,
     MAX_THREADS,
-    ConfigError,
     check_token,
     normalize_url,
     parse_api_timeout,
@@ -26,6 +25,7 @@ from dbtgate.config import (
     parse_timeout,
     resolve_artifacts_dir,
 )
+from dbtgate.errors import ConfigError
 
 BASE = {"dbt_cloud_token": "t0k", "dbt_cloud_account_id": "1", "dbt_cloud_job_id": "2"}
 # Characters that int(), float() and re's \d all accept as digits, and no person or API means: Arabic-Indic,

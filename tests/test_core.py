@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from dbtgate.cloud.client import Attempt, RetryPolicy, classify, parse_retry_after
 from dbtgate.cloud.models import Run, iso_utc, parse_api_duration, parse_api_timestamp
-from dbtgate.gate.gate import ExitCode, Outcome, exit_code_for, outcome_of
+from dbtgate.gate.gate import outcome_of
+from dbtgate.outcome import ExitStatus, Outcome, exit_status_for
 from dbtgate.watch.progress import ProgressReporter
 from dbtgate.watch.schedule import expected_duration
 
@@ -77,14 +78,14 @@ def test_only_status_10_is_success() -> None:
     (Outcome.SUCCESS, 0, 0), (Outcome.NOT_WAITED, 0, 0), (Outcome.ERROR, 1, 0), (Outcome.CANCELLED, 1, 0),
     (Outcome.TIMEOUT, 1, 0), (Outcome.API_ERROR, 3, 3)])
 def test_exit_codes(outcome: Outcome, strict: int, lenient: int) -> None:
-    assert exit_code_for(outcome, True) == strict
-    assert exit_code_for(outcome, False) == lenient
+    assert exit_status_for(outcome, True) == strict
+    assert exit_status_for(outcome, False) == lenient
 
 
 def test_interrupted_exit_codes() -> None:
-    assert exit_code_for(Outcome.INTERRUPTED, True, 15) == 143
-    assert exit_code_for(Outcome.INTERRUPTED, False, 2) == 130
-    assert ExitCode.BAD_CONFIG == 2
+    assert exit_status_for(Outcome.INTERRUPTED, True, 15) == 143
+    assert exit_status_for(Outcome.INTERRUPTED, False, 2) == 130
+    assert ExitStatus.BAD_CONFIG == 2
 
 
 # ---- models ---------------------------------------------------------------------------------------------------

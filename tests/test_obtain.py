@@ -14,7 +14,8 @@ import requests
 from dbtgate.clock import VirtualClock
 from dbtgate.cloud.models import Job, Run
 from dbtgate.emulator import Emulator
-from dbtgate.gate.find import JobNameProblem, LatestRunQuery, pick_job, staleness
+from dbtgate.errors import ConfigError
+from dbtgate.gate.find import LatestRunQuery, pick_job, staleness
 from tests.conftest import TOKEN, scenario
 from tests.fault_matrix import Observed, run_gate
 
@@ -170,11 +171,11 @@ def test_pick_job_is_exact_and_explains_ambiguity_and_misses() -> None:
     jobs = [Job(1, "Nightly build", project_id=1, environment_id=1), Job(2, "Nightly build", project_id=2,
                                                                          environment_id=3), Job(3, "CI")]
     assert pick_job(jobs, "CI").id == 3
-    with pytest.raises(JobNameProblem) as several:
+    with pytest.raises(ConfigError) as several:
         pick_job(jobs, "Nightly build")
     assert "id 1 (project 1, environment 1)" in str(several.value) and "id 2 (project 2, environment 3)" in str(
         several.value)
-    with pytest.raises(JobNameProblem) as none:
+    with pytest.raises(ConfigError) as none:
         pick_job(jobs, "nightly  build")
     assert "'Nightly build'" in str(none.value)
 

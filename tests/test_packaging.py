@@ -20,7 +20,8 @@ from packaging.utils import canonicalize_name
 
 import dbtgate
 from dbtgate.config import INPUTS, parse_config
-from dbtgate.gate.gate import GateResult, Outcome
+from dbtgate.gate.gate import GateResult
+from dbtgate.outcome import Outcome
 from dbtgate.report.publish import OUTPUTS, outputs_for
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,9 +10,11 @@ from hypothesis import strategies as st
 
 from dbtgate.artifacts import ArtifactReport, NodeIssue, node_issues
 from dbtgate.cloud.models import Job, Run
-from dbtgate.gate.gate import GateResult, Outcome
-from dbtgate.github import Workflow, escape_data, escape_property, format_outputs
-from dbtgate.report.summary import SUMMARY_LIMIT, code_block, md, render_summary
+from dbtgate.escape import code_block, command_data, command_property, md
+from dbtgate.gate.gate import GateResult
+from dbtgate.github import Workflow, format_outputs
+from dbtgate.outcome import Outcome
+from dbtgate.report.summary import SUMMARY_LIMIT, render_summary
 from tests.runner import parse_output_file
 
 
@@ -23,14 +25,14 @@ def unescape(text: str) -> str:
 
 @given(st.text())
 def test_escaped_data_is_one_line_and_reversible(text: str) -> None:
-    escaped = escape_data(text)
+    escaped = command_data(text)
     assert "\n" not in escaped and "\r" not in escaped
     assert unescape(escaped) == text
 
 
 @given(st.text())
 def test_escaped_properties_cannot_end_the_property_list(text: str) -> None:
-    escaped = escape_property(text)
+    escaped = command_property(text)
     assert not {":", ",", "\n", "\r"} & set(escaped)
     assert unescape(escaped) == text
 

@@ -10,7 +10,6 @@ import contextlib
 import email.utils
 import json
 import random
-import re
 import socket
 import threading
 import time
@@ -23,6 +22,8 @@ import requests
 
 from dbtgate.clock import Clock
 from dbtgate.cloud.models import Job, Run
+from dbtgate.errors import AmbiguousTrigger, ApiError, ApiErrorKind, DeadlineExceeded
+from dbtgate.escape import is_plain_http_url
 from dbtgate.logs import get_logger
 
 log = get_logger("dbtgate.cloud.client")
@@ -34,23 +35,6 @@ CONNECT_TIMEOUT = 10.0
 API_BODY_LIMIT = 16 * 1024 * 1024
 ERROR_BODY_LIMIT = 64 * 1024
 CHUNK = 64 * 1024
-
-
-class ApiFailure(Exception):
-    """dbt Cloud could not be used: bad auth, something not found, or the API kept failing. Exit code 3."""
-
-    def __init__(self, message: str, *, status: int | None = None, kind: str = "api") -> None:
-        super().__init__(message)
-        self.status = status
-        self.kind = kind
-
-
-class AmbiguousTrigger(Exception):
-    """The trigger request was sent but its answer was lost: the run may or may not exist."""
-
-
-class DeadlineExceeded(Exception):
-    """The gate's overall timeout ran out while talking to dbt Cloud."""
 
 
 @dataclass(frozen=True)
@@ -301,7 +285,7 @@ class DbtCloudClient:
         try:
             size = self._call("GET", f"runs/{run_id}/artifacts/{path}", params=params, sink=sink,
                               what=f"artifact {path} of run {run_id}", deadline=deadline, limit=max_bytes)
-        except ApiFailure as failure:
+        except ApiError as failure:
             if failure.status == 404:
                 return None
             raise
@@ -314,8 +298,8 @@ class DbtCloudClient:
         if run.job_id is not None:
             # A run never changes job: a later answer about this run that names another job is not about it.
             self._run_jobs.setdefault(run.id, run.job_id)
-        if _is_http_url(run.href) or run.project_id is None:
-            return run if _is_http_url(run.href) else replace(run, href="")
+        if is_plain_http_url(run.href) or run.project_id is None:
+            return run if is_plain_http_url(run.href) else replace(run, href="")
         return replace(run, href=f"{self.base_url}/deploy/{self.account_id}/projects/{run.project_id}/runs/{run.id}/")
 
     # ---- the one HTTP path --------------------------------------------------------------------------------
@@ -358,9 +342,9 @@ class DbtCloudClient:
             if verdict == "fail":
                 raise self._failure(attempt, response, what)
             if attempt_number >= self.policy.max_attempts:
-                raise ApiFailure(f"dbt Cloud at {self.host} kept failing for {what}: {last_error} "
+                raise ApiError(f"dbt Cloud at {self.host} kept failing for {what}: {last_error} "
                                  f"({attempt_number} attempts). Check https://status.getdbt.com and retry the "
-                                 "workflow.", status=attempt.status, kind="unavailable")
+                                 "workflow.", status=attempt.status, kind=ApiErrorKind.UNAVAILABLE)
             delay = self.policy.delay(attempt_number, attempt.retry_after, self.rand)
             remaining = deadline - self.clock.monotonic()
             if delay >= remaining:
@@ -498,35 +482,35 @@ class DbtCloudClient:
         message = _user_message(response)
         return f"HTTP {attempt.status}" + (f" {message}" if message else "")
 
-    def _failure(self, attempt: Attempt, response: _Response | None, what: str) -> ApiFailure:
+    def _failure(self, attempt: Attempt, response: _Response | None, what: str) -> ApiError:
         message = _user_message(response)
         status = attempt.status
         if attempt.failure == "too_large":
             advice = ("Raise max_artifact_size if the file is really that large." if what.startswith("artifact")
                       else "No real answer to this request is that large; check https://status.getdbt.com.")
-            return ApiFailure(f"dbt Cloud at {self.host} sent {attempt.detail} for {what}; dbtgate stopped reading "
-                              f"it to keep its memory and disk bounded. {advice}", kind="too_large")
+            return ApiError(f"dbt Cloud at {self.host} sent {attempt.detail} for {what}; dbtgate stopped reading "
+                              f"it to keep its memory and disk bounded. {advice}", kind=ApiErrorKind.TOO_LARGE)
         if attempt.failure == "tls":
-            return ApiFailure(f"Could not make a trusted TLS connection to {self.host}. If you use a private CA, "
-                              "set REQUESTS_CA_BUNDLE to its certificate file.", kind="tls")
+            return ApiError(f"Could not make a trusted TLS connection to {self.host}. If you use a private CA, "
+                              "set REQUESTS_CA_BUNDLE to its certificate file.", kind=ApiErrorKind.TLS)
         if status == 401:
-            return ApiFailure(
+            return ApiError(
                 f"dbt Cloud at {self.host} answered 401 {message or 'Invalid token.'} Either the token is wrong or "
                 "expired, or your account is not served by this host: accounts now have their own access URL "
                 "(dbt Cloud → Account settings → Account information, e.g. https://ab123.us1.dbt.com) and the "
                 "legacy hosts answer 'Invalid token.' for accounts that moved. Set dbt_cloud_url to your access "
-                "URL and check dbt_cloud_token.", status=401, kind="auth")
+                "URL and check dbt_cloud_token.", status=401, kind=ApiErrorKind.AUTH)
         if status == 403:
-            return ApiFailure(f"dbt Cloud at {self.host} refused access to {what} (403 {message}). The token is valid "
+            return ApiError(f"dbt Cloud at {self.host} refused access to {what} (403 {message}). The token is valid "
                               "but lacks permission: a service token needs the Job Admin or Job Runner permission "
-                              "set for this project.", status=403, kind="auth")
+                              "set for this project.", status=403, kind=ApiErrorKind.AUTH)
         if status == 404:
             inputs = "run_id" if what.startswith("run") else "dbt_cloud_job_id" if what.startswith("job") else "the ids"
-            return ApiFailure(f"dbt Cloud at {self.host} found no {what} in account {self.account_id} (404 "
+            return ApiError(f"dbt Cloud at {self.host} found no {what} in account {self.account_id} (404 "
                               f"{message}). Check dbt_cloud_account_id and {inputs}, and that the token belongs to "
-                              "this account.", status=404, kind="not_found")
-        return ApiFailure(f"dbt Cloud at {self.host} rejected the request for {what}: HTTP {status} {message}",
-                          status=status, kind="rejected")
+                              "this account.", status=404, kind=ApiErrorKind.NOT_FOUND)
+        return ApiError(f"dbt Cloud at {self.host} rejected the request for {what}: HTTP {status} {message}",
+                          status=status, kind=ApiErrorKind.REJECTED)
 
 
 def _user_message(response: _Response | None) -> str:
@@ -584,10 +568,6 @@ def _short(value: Any) -> str:
 
 def _megabytes(size: int) -> str:
     return f"{size / 1024 / 1024:,.0f} MB"
-
-
-def _is_http_url(text: str) -> bool:
-    return bool(re.fullmatch(r"https?://[^\s<>\"'`]+", text))
 
 
 def _never_sent(error: requests.exceptions.ConnectionError) -> bool:

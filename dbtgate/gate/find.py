@@ -15,6 +15,7 @@ from datetime import datetime
 from dbtgate.clock import Clock
 from dbtgate.cloud.client import DbtCloudClient
 from dbtgate.cloud.models import Job, Run, RunStatus
+from dbtgate.errors import ConfigError
 from dbtgate.watch.progress import format_seconds
 
 JOB_PAGE = 100
@@ -22,10 +23,6 @@ MAX_JOB_PAGES = 50        # 5,000 jobs: past that the account needs project_id/e
 RUN_PAGE = 100
 MAX_RUN_PAGES = 3         # how far back to look for a commit's run: its 300 newest runs
 APPEAR_POLL = 30.0        # how often to look for a run that has not appeared yet
-
-
-class JobNameProblem(Exception):
-    """dbt_cloud_job_name names no job, or several: bad input (exit 2), and the message says which to use."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +64,7 @@ def find_job_by_name(client: DbtCloudClient, name: str, *, project_id: int | Non
         if len(batch) < JOB_PAGE:  # the page as dbt Cloud sent it: a short page is the last one
             break
     else:
-        raise JobNameProblem(f"input `dbt_cloud_job_name`: the account has more than {MAX_JOB_PAGES * JOB_PAGE} "
+        raise ConfigError(f"input `dbt_cloud_job_name`: the account has more than {MAX_JOB_PAGES * JOB_PAGE} "
                              "jobs; narrow the search with dbt_cloud_project_id / dbt_cloud_environment_id, or set "
                              "dbt_cloud_job_id.")
     # Narrowed here, not by trusting the server's filters: a list that ignores them must not offer another project's
@@ -88,13 +85,13 @@ def pick_job(jobs: list[Job], name: str, *, project_id: int | None = None,
     if found:
         candidates = "; ".join(f"id {job.id} (project {job.project_id}, environment {job.environment_id})"
                                for job in found)
-        raise JobNameProblem(f"input `dbt_cloud_job_name`: {len(found)} jobs{where} are named {name!r}: "
+        raise ConfigError(f"input `dbt_cloud_job_name`: {len(found)} jobs{where} are named {name!r}: "
                              f"{candidates}. Set dbt_cloud_job_id to the one you mean, or narrow the search with "
                              "dbt_cloud_project_id / dbt_cloud_environment_id.")
     close = difflib.get_close_matches(name, sorted({job.name for job in jobs}), n=5, cutoff=0.5)
     hint = (f" The closest names: {', '.join(repr(c) for c in close)}." if close else
             f" The account has {len(jobs)} jobs{where}; none is close.")
-    raise JobNameProblem(f"input `dbt_cloud_job_name`: no job{where} is named exactly {name!r}.{hint} Names are "
+    raise ConfigError(f"input `dbt_cloud_job_name`: no job{where} is named exactly {name!r}.{hint} Names are "
                          "matched exactly, case and spaces included.")
 
 

@@ -10,15 +10,16 @@ import contextlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from dbtgate.artifacts import ArtifactReport, NodeIssue, collect_artifacts
 from dbtgate.clock import Clock
-from dbtgate.cloud.client import AmbiguousTrigger, ApiFailure, DbtCloudClient, DeadlineExceeded
+from dbtgate.cloud.client import DbtCloudClient
 from dbtgate.cloud.models import Job, Run, RunStatus, humanize_status
 from dbtgate.config import GateConfig
-from dbtgate.gate.find import JobNameProblem, LatestRunQuery, find_job_by_name, staleness, wait_for_latest_run
+from dbtgate.errors import AmbiguousTrigger, ApiError, ApiErrorKind, ConfigError, DeadlineExceeded
+from dbtgate.gate.find import LatestRunQuery, find_job_by_name, staleness, wait_for_latest_run
 from dbtgate.logs import get_logger
+from dbtgate.outcome import Outcome, exit_status_for
 from dbtgate.signals import Interrupted
 from dbtgate.watch.progress import format_seconds
 from dbtgate.watch.watcher import RunWatcher, Watch
@@ -35,38 +36,6 @@ CANCEL_BUDGET = 15.0
 ARTIFACT_BUDGET = 60.0
 RECONCILE_WAITS = (0.0, 2.0, 5.0)  # look for a run whose trigger answer was lost, three times over ~7 s
 TRIGGER_TRIES = 3
-
-
-class Outcome(StrEnum):
-    SUCCESS = "success"
-    ERROR = "error"
-    CANCELLED = "cancelled"
-    TIMEOUT = "timeout"
-    NOT_WAITED = "not_waited"
-    INTERRUPTED = "interrupted"
-    API_ERROR = "api_error"
-    STALE = "stale"                 # latest_run: the run is older than max_age
-    CONFIG_ERROR = "config_error"   # found out only by asking dbt Cloud (a job name that matches no job, or two)
-
-
-class ExitCode:
-    SUCCESS = 0
-    RUN_FAILED = 1
-    BAD_CONFIG = 2
-    API_FAILED = 3
-
-
-def exit_code_for(outcome: Outcome, failure_on_error: bool, signum: int | None = None) -> int:
-    """Outcome → process exit code. The one place that decides whether the pipeline may continue."""
-    if outcome in (Outcome.SUCCESS, Outcome.NOT_WAITED):
-        return ExitCode.SUCCESS
-    if outcome is Outcome.INTERRUPTED:
-        return 128 + (signum or 2)
-    if outcome is Outcome.API_ERROR:
-        return ExitCode.API_FAILED
-    if outcome is Outcome.CONFIG_ERROR:
-        return ExitCode.BAD_CONFIG
-    return ExitCode.RUN_FAILED if failure_on_error else ExitCode.SUCCESS
 
 
 def outcome_of(run: Run) -> Outcome:
@@ -246,16 +215,16 @@ class Gate:
             return self._timed_out(str(exceeded))
         except _Signalled as signalled:
             return self._interrupted(signalled.interrupted)
-        except JobNameProblem as problem:
+        except ConfigError as problem:
             return self._result(Outcome.CONFIG_ERROR, str(problem))
-        except ApiFailure as failure:
+        except ApiError as failure:
             return self._api_failed(failure)
         except Interrupted as interrupted:
             return self._interrupted(interrupted)
         except Exception as error:  # a bug must not leave a run burning unobserved, nor skip the report
             log.exception("unexpected error")
-            return self._api_failed(ApiFailure(f"dbtgate hit an unexpected error: {error.__class__.__name__}: "
-                                               f"{error}", kind="unavailable"))
+            return self._api_failed(ApiError(f"dbtgate hit an unexpected error: {error.__class__.__name__}: "
+                                               f"{error}", kind=ApiErrorKind.UNAVAILABLE))
 
     # ---- which job, which run ------------------------------------------------------------------------------
     def _job_id(self) -> int:
@@ -339,12 +308,12 @@ class Gate:
         except AmbiguousTrigger as lost:
             found = self._find_run(is_retry, deadline=self._deadline)
             if found is None:
-                raise ApiFailure(f"The retry of run {failed.id} got no usable answer ({lost}) and no retry run "
+                raise ApiError(f"The retry of run {failed.id} got no usable answer ({lost}) and no retry run "
                                  "was found; not retrying blindly, so no duplicate run is started.",
-                                 kind="unavailable") from None
+                                 kind=ApiErrorKind.UNAVAILABLE) from None
             retry = found
-        except ApiFailure as refused:
-            if refused.kind == "unavailable":
+        except ApiError as refused:
+            if refused.kind is ApiErrorKind.UNAVAILABLE:
                 raise
             # dbt Cloud said no (e.g. 400 with retry_not_supported_reason): the failed run's outcome stands.
             self._may_have_created = None
@@ -391,9 +360,9 @@ class Gate:
                     self.emit(f"Found run {found.id} created by this gate; adopting it: {found.href}")
                     return found
                 if attempt == TRIGGER_TRIES:
-                    raise ApiFailure(f"Could not trigger job {job.id}: {TRIGGER_TRIES} trigger requests got no "
+                    raise ApiError(f"Could not trigger job {job.id}: {TRIGGER_TRIES} trigger requests got no "
                                      f"usable answer and no run carrying this gate's marker was found (last: "
-                                     f"{lost}).", kind="unavailable") from None
+                                     f"{lost}).", kind=ApiErrorKind.UNAVAILABLE) from None
                 continue
             # Known before anything else happens: a signal from here on is reported (and cancelled) with this run.
             self._run = run
@@ -434,7 +403,7 @@ class Gate:
         caller still reports the run."""
         try:
             cancelled = self.client.cancel_run(run.id, deadline=self.clock.monotonic() + budget)
-        except (ApiFailure, DeadlineExceeded) as error:
+        except (ApiError, DeadlineExceeded) as error:
             return CancelAttempt(False, f"dbtgate tried to cancel run {run.id} ({why}) but dbt Cloud did not confirm "
                                         f"it: {error}. Check the run and cancel it by hand if it is still running: "
                                         f"{run.href}")
@@ -455,7 +424,7 @@ class Gate:
             return
         try:
             found = self._find_run(matches, deadline=end, waits=(0.0, 1.0))
-        except (ApiFailure, DeadlineExceeded):
+        except (ApiError, DeadlineExceeded):
             found = None
         except Interrupted as interrupted:
             self._notes.append("A request that may have created a run got no answer, and a signal cut the search "
@@ -540,7 +509,7 @@ class Gate:
         return self._result(Outcome.INTERRUPTED, f"Interrupted by {name} while waiting on {target}",
                             cancel_sent=sent, cancel_note=note, signum=interrupted.signum)
 
-    def _api_failed(self, failure: ApiFailure) -> GateResult:
+    def _api_failed(self, failure: ApiError) -> GateResult:
         # Whatever the failure, a POST that may have created a run is followed up: never an orphan.
         try:
             self._find_orphan(min(self.clock.monotonic() + CANCEL_BUDGET / 2, self._hard_end))
@@ -548,8 +517,7 @@ class Gate:
             return self._interrupted(signalled.interrupted)
         run = self._run
         sent, note = False, ""
-        if run is not None and not run.is_terminal and self.config.cancel_on_timeout and failure.kind in (
-                "unavailable", "too_large"):
+        if run is not None and not run.is_terminal and self.config.cancel_on_timeout and failure.kind.loses_the_run:
             # The gate can no longer watch this run: giving up on it is a timeout in all but name, so the same
             # setting decides whether it is cancelled rather than left burning warehouse money unobserved.
             done = self._cancel_run(run, self._left(CLEANUP_BUDGET),
@@ -600,7 +568,7 @@ class Gate:
         if job is None and run is not None and run.job_name:
             job = Job(id=run.job_id or 0, name=run.job_name)
         return GateResult(
-            outcome=outcome, exit_code=exit_code_for(outcome, self.config.failure_on_error, signum),
+            outcome=outcome, exit_code=exit_status_for(outcome, self.config.failure_on_error, signum),
             headline=headline, run=run, job=job, adopted=self._adopted, reused=self._reused,
             attempts=tuple(self._attempts) + ((run,) if run is not None else ()), cancel_sent=cancel_sent,
             cancel_note=cancel_note, detail=detail, waited_seconds=self.clock.monotonic() - self._started,

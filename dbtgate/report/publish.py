@@ -13,9 +13,11 @@ from pathlib import Path
 from dbtgate.artifacts import NodeIssue
 from dbtgate.cloud.models import Run, iso_utc
 from dbtgate.config import GateConfig
-from dbtgate.gate.gate import GateResult, Outcome
+from dbtgate.escape import md
+from dbtgate.gate.gate import GateResult
 from dbtgate.github import Workflow, append_file, format_outputs
-from dbtgate.report.summary import md, render_summary
+from dbtgate.outcome import Outcome
+from dbtgate.report.summary import render_summary
 
 MAX_NODE_ANNOTATIONS = 10
 CONSOLE_LOG_LINES = 60

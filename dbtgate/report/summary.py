@@ -7,18 +7,16 @@ parts with a note.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from dbtgate.artifacts import NodeIssue
 from dbtgate.cloud.models import iso_utc
-from dbtgate.gate.gate import GateResult, Outcome
+from dbtgate.escape import code_block, code_span, html_text, link_target, md
+from dbtgate.gate.gate import GateResult
+from dbtgate.outcome import Outcome
 from dbtgate.watch.progress import format_seconds
 
 SUMMARY_LIMIT = 1024 * 1024
-# Only what changes meaning inside a line or a table cell; "<" and ">" become entities so no HTML gets through.
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~#])")
-
 ICONS = {Outcome.SUCCESS: "✅", Outcome.ERROR: "❌", Outcome.CANCELLED: "🚫", Outcome.TIMEOUT: "⏱️",
          Outcome.NOT_WAITED: "🚀", Outcome.INTERRUPTED: "🛑", Outcome.API_ERROR: "⚠️", Outcome.STALE: "🕰️",
          Outcome.CONFIG_ERROR: "⚙️"}
@@ -26,34 +24,6 @@ WORDS = {Outcome.SUCCESS: "succeeded", Outcome.ERROR: "failed", Outcome.CANCELLE
          Outcome.TIMEOUT: "timed out", Outcome.NOT_WAITED: "was triggered", Outcome.INTERRUPTED: "was interrupted",
          Outcome.API_ERROR: "could not be checked", Outcome.STALE: "has no recent enough run",
          Outcome.CONFIG_ERROR: "could not be found"}
-
-
-def md(text: str) -> str:
-    """Escape untrusted text for inline Markdown (and table cells): no HTML, no links, no line breaks.
-
-    GitHub also turns a bare `https://…` or `www.…` into a link; the entity keeps the text the same to the eye but
-    not a link, so a message from dbt Cloud cannot put a clickable phishing link in a trusted-looking summary."""
-    flat = " ".join(text.split())
-    flat = flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    flat = re.sub(r"(?i)(?<=:)//", "&#47;&#47;", flat)
-    flat = re.sub(r"(?i)\bwww\.", "www&#46;", flat)
-    return _MD_SPECIAL.sub(r"\\\1", flat)
-
-
-def code_span(text: str) -> str:
-    """Inline code for untrusted text: backslashes are literal inside code, so pick a fence instead of escaping."""
-    flat = " ".join(text.split())
-    longest = max((len(run) for run in re.findall(r"`+", flat)), default=0)
-    fence = "`" * (longest + 1)
-    pad = " " if flat.startswith("`") or flat.endswith("`") else ""
-    return f"{fence}{pad}{flat}{pad}{fence}"
-
-
-def code_block(text: str) -> str:
-    """A fenced block that untrusted text cannot close: the fence is longer than any backtick run inside."""
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}text\n{text.rstrip()}\n{fence}"
 
 
 @dataclass(frozen=True)
@@ -81,7 +51,7 @@ def _render(result: GateResult, project_dir: str, limits: SummaryLimits) -> str:
     name = result.job.name if result.job and result.job.name else (f"job {run.job_id}" if run else "dbt Cloud job")
     icon, word = ICONS[result.outcome], WORDS[result.outcome]
     if run is not None and run.href:
-        title = f"## {icon} dbt Cloud job {md(name)} {word} — [run \\#{run.id}]({_safe_url(run.href)})"
+        title = f"## {icon} dbt Cloud job {md(name)} {word} — [run \\#{run.id}]({link_target(run.href)})"
     elif run is not None:
         title = f"## {icon} dbt Cloud job {md(name)} {word} — run \\#{run.id}"
     else:
@@ -96,7 +66,7 @@ def _render(result: GateResult, project_dir: str, limits: SummaryLimits) -> str:
     if run is not None:
         parts += [""]
         rows = [
-            ("Run", f"[{run.id}]({_safe_url(run.href)})" if run.href else str(run.id)),
+            ("Run", f"[{run.id}]({link_target(run.href)})" if run.href else str(run.id)),
             ("Status", md(run.status_humanized) + (f" — {md(run.status_message)}" if run.status_message else "")),
             ("Outcome", f"`{result.outcome.value}`"),
             ("Cause", md(run.cause) if run.cause else "—"),
@@ -116,7 +86,7 @@ def _render(result: GateResult, project_dir: str, limits: SummaryLimits) -> str:
         if len(result.attempts) > 1:
             parts += ["", f"### Attempts ({len(result.attempts)})", "", "| # | Run | Status | Ran |",
                       "|---|---|---|---|"]
-            parts += [f"| {number} | [{attempt.id}]({_safe_url(attempt.href)}) | {md(attempt.status_humanized)} | "
+            parts += [f"| {number} | [{attempt.id}]({link_target(attempt.href)}) | {md(attempt.status_humanized)} | "
                       f"{_duration(attempt.run_duration_seconds)} |"
                       for number, attempt in enumerate(result.attempts, start=1)]
         if run.steps:
@@ -145,9 +115,7 @@ def _render(result: GateResult, project_dir: str, limits: SummaryLimits) -> str:
         shown = lines[-limits.log_lines:]
         cut = len(lines) - len(shown)
         # Inside an HTML tag Markdown escapes are shown literally, so this line is escaped as HTML instead.
-        import html  # the summary is written after the run: kept off the start-up path
-
-        name = html.escape(" ".join(failing.name.split())).replace("://", ":&#47;&#47;")
+        name = html_text(failing.name)
         header = f"Log of the failing step: {name}" + (
             f" (last {len(shown)} of {len(lines)} lines)" if cut else "")
         parts += ["", "<details><summary>" + header + "</summary>", "", code_block("\n".join(shown)), "",
@@ -171,11 +139,3 @@ def _node_table(nodes: tuple[NodeIssue, ...], project_dir: str, limit: int) -> l
 
 def _duration(seconds: int | None) -> str:
     return format_seconds(seconds) if seconds is not None else "—"
-
-
-def _safe_url(url: str) -> str:
-    """Only a plain http(s) URL (no blanks, line breaks or quotes), with what could end a Markdown link escaped."""
-    if not re.fullmatch(r"https?://[^\s<>\"'`]+", url):
-        return "#"
-    return (url.replace("(", "%28").replace(")", "%29").replace("[", "%5B").replace("]", "%5D")
-            .replace("|", "%7C"))

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from dbtgate.clock import Clock
-from dbtgate.cloud.client import ApiFailure, DeadlineExceeded
 from dbtgate.cloud.models import Run, RunStatus
+from dbtgate.errors import ApiError, DeadlineExceeded
 from dbtgate.watch.progress import ProgressReporter
 
 if TYPE_CHECKING:
@@ -163,7 +163,7 @@ class RunWatcher:
                         calls += 1
                         seen(run)
                         self._read_logs(run, since_start(run), total_steps, follow, self.clock.monotonic())
-                    except (ApiFailure, DeadlineExceeded):
+                    except (ApiError, DeadlineExceeded):
                         pass  # the verdict stands on the status already seen; the summary just has no log
                 return result(run)
             if fail_fast and follow.failures:
@@ -265,7 +265,7 @@ class RunWatcher:
             return 0
         try:
             history = self.client.list_runs(run.job_id, limit=10, statuses=(10, 20), include=(), deadline=deadline)
-        except ApiFailure:
+        except ApiError:
             return 1
         follow.history = expected_duration(history)
         previous = next((past for past in history if past.status is RunStatus.SUCCESS and past.id != run.id), None)
@@ -276,7 +276,7 @@ class RunWatcher:
         before = self.client.bytes_received
         try:
             past = self.client.get_run(previous.id, ("run_steps",), deadline=deadline)
-        except ApiFailure:
+        except ApiError:
             return 2
         finally:
             follow.log_bytes += self.client.bytes_received - before
