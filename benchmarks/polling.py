@@ -24,6 +24,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from dbtgate.emulator.world import World
 from dbtgate.watch.watcher import RunWatcher
 
 RESULTS = Path(__file__).resolve().parent / "results"
+BENCH_EPOCH = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 TIMEOUT = 4 * 3600.0       # long enough for the 1-3 h runs of the mix, with queueing
 MAX_INTERVAL = 60.0        # dbtgate's default `interval`
 OK = {"code": 200, "is_success": True, "user_message": "Success!", "developer_message": ""}
@@ -118,6 +120,10 @@ class ManualClock:
 
     def monotonic(self) -> float:
         return self.now
+
+    def wall(self) -> datetime:
+        # A fixed calendar: the same runs, byte for byte, on every machine and date.
+        return BENCH_EPOCH + timedelta(seconds=self.now)
 
     def sleep(self, seconds: float) -> None:
         self.now += max(0.0, seconds)
@@ -204,9 +210,9 @@ def watch(case: Case, builder: Builder, interval: float = MAX_INTERVAL, fail_fas
     if first is not None and first.logged_at is not None and reported:
         failure_latency = reported[0][0] - first.logged_at.timestamp()
     latency = seen_terminal[0] - finished_at if seen_terminal else None
-    saved = (finished_at - world.now()) / 60 if outcome.stopped_for_failure else None
+    saved = (finished_at - world.now()) / 60 if outcome.failed_fast else None
     return Measured(client.calls, client.bytes_received, latency, failure_latency, saved,
-                    outcome.stopped_for_failure, outcome.run is None and not outcome.stopped_for_failure)
+                    outcome.failed_fast, outcome.run is None and not outcome.failed_fast)
 
 
 def fixed(case: Case, builder: Builder, delays: Callable[[int], float]) -> Measured:

@@ -24,11 +24,13 @@ from typing import Any
 
 from dbtgate.artifacts import NodeIssue
 from dbtgate.clock import Clock, SystemClock
-from dbtgate.cloud.client import DbtCloudClient
+from dbtgate.cloud.client import connect
 from dbtgate.cloud.models import Run
-from dbtgate.config import DEFAULT_URL, INPUT_NAMES, parse_config
+from dbtgate.config import parse_config
 from dbtgate.errors import ApiError, ConfigError, DeadlineExceeded
-from dbtgate.gate.gate import Gate, GateResult
+from dbtgate.gate.gate import Gate
+from dbtgate.gate.state import GateResult
+from dbtgate.inputs import DEFAULT_URL, INPUT_NAMES
 from dbtgate.logs import LIBRARY_REDACTOR
 from dbtgate.outcome import Outcome
 
@@ -112,8 +114,7 @@ def cancel_run(run_id: int, *, account_id: int, token: str, url: str = DEFAULT_U
     config = _config({"run_id": run_id, "api_timeout": api_timeout}, account_id=account_id, token=token, url=url,
                      timeout="10m")
     clock = SystemClock()
-    client = DbtCloudClient(config.base_url, config.token, config.account_id, api_timeout=config.api_timeout,
-                            clock=clock)
+    client = connect(config, clock)
     return client.cancel_run(run_id, deadline=clock.monotonic() + 3 * config.api_timeout)
 
 
@@ -144,8 +145,7 @@ def _gate(options: Mapping[str, Any], *, account_id: int, token: str, url: str, 
           raise_on_failure: bool, on_progress: Callable[[str], None] | None, clock: Clock | None = None) -> RunResult:
     config = _config(options, account_id=account_id, token=token, url=url, timeout=timeout)
     clock = clock or SystemClock()
-    client = DbtCloudClient(config.base_url, config.token, config.account_id, api_timeout=config.api_timeout,
-                            clock=clock)
+    client = connect(config, clock)
     # A server that echoes the token must not get it into the caller's logs (Airflow's, Dagster's) either.
     LIBRARY_REDACTOR.add(config.token)
     progress = on_progress or _log.info

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, cast
 
-from dbtgate.cloud.client import DbtCloudClient
+from dbtgate.cloud.interface import CloudApi
 from dbtgate.errors import ApiError, DeadlineExceeded
 
 FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
@@ -326,7 +326,7 @@ def artifact_root(directory: Path, workspace: Path) -> tuple[Path, PurePosixPath
     return absolute, PurePosixPath(".")
 
 
-def collect_artifacts(client: DbtCloudClient, run_id: int, *, workspace: Path, directory: Path | None,
+def collect_artifacts(client: CloudApi, run_id: int, *, workspace: Path, directory: Path | None,
                       fetch_catalog: bool, extra: tuple[str, ...], max_bytes: int, deadline: float,
                       secrets: tuple[str, ...] = ()) -> ArtifactReport:
     """Stream run_results.json and manifest.json (and more) into `directory` (to a scratch folder when it is None:

@@ -13,15 +13,7 @@ from pathlib import Path
 
 from dbtgate.emulator import Emulator
 from tests.conftest import TOKEN, EmulatorFactory
-from tests.runner import ROOT, parse_output_file
-
-
-def cli(*args: str, env: dict[str, str] | None = None, entry: str = "module",
-        timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "dbtgate"] if entry == "module" else [sys.executable, str(ROOT / "entrypoint.py")]
-    base = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), "HOME": os.environ.get("HOME", "/tmp")}
-    return subprocess.run([*command, *args], env={**base, **(env or {})}, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+from tests.runner import ROOT, cli, parse_output_file
 
 
 def dbt_env(emulator: Emulator) -> dict[str, str]:

@@ -243,7 +243,7 @@ def test_only_plain_http_links_reach_the_summary(href: str) -> None:
 # ---- 4b. a run is reused only if it builds what this gate would build -------------------------------------------
 def test_reuse_needs_every_build_setting_to_match() -> None:
     from dbtgate.cloud.models import Run
-    from dbtgate.gate.gate import reuse_mismatch
+    from dbtgate.gate.trigger import reuse_mismatch
     def run(status: int = 3, job: int = 1, **trigger: object) -> Run:
         return Run.from_api({"id": 5, "job_definition_id": job, "status": status,
                              "trigger": {"cause": "x", **trigger}})

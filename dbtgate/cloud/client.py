@@ -1,176 +1,36 @@
-"""dbt Cloud's Administrative API v2 over HTTP: envelopes, timeouts, retries, and errors that say what to do.
+"""dbt Cloud's Administrative API v2: its endpoints, envelopes, retries within each call's deadline, and errors
+that say what to do.
 
-The retry decisions are pure functions (`classify`, `RetryPolicy.delay`) so they are tested without a network;
-`DbtCloudClient` is the only place that talks HTTP.
+When to retry is decided in retry.py (pure); the bytes travel through transport.py; answers become models in
+models.py. `connect(config, clock)` is the one way a client is made from the user's inputs.
 """
 
 from __future__ import annotations
 
-import contextlib
-import email.utils
 import json
 import random
-import socket
-import threading
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, BinaryIO
+from dataclasses import replace
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
 from dbtgate.clock import Clock
+from dbtgate.cloud.interface import RUN_INCLUDE
 from dbtgate.cloud.models import Job, Run
+from dbtgate.cloud.retry import Attempt, AttemptFailure, RetryPolicy, Verdict, classify
+from dbtgate.cloud.transport import Response, Sink, Transport
+from dbtgate.config import GateConfig
 from dbtgate.errors import AmbiguousTrigger, ApiError, ApiErrorKind, DeadlineExceeded
 from dbtgate.escape import is_plain_http_url
 from dbtgate.logs import get_logger
 
-log = get_logger("dbtgate.cloud.client")
+log = get_logger("dbtgate.client")
 
-RUN_INCLUDE = ("run_steps", "job", "trigger")
-CONNECT_TIMEOUT = 10.0
 # An API answer is JSON of a few KB to a few MB (a run with its steps' logs, each cut to 1,000 lines by dbt Cloud).
 # Past this, the server is broken or hostile: reading on would only cost memory.
 API_BODY_LIMIT = 16 * 1024 * 1024
-ERROR_BODY_LIMIT = 64 * 1024
-CHUNK = 64 * 1024
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """What one HTTP attempt came to, reduced to what the retry policy needs."""
-
-    status: int | None = None       # HTTP status, None when no response arrived
-    failure: str | None = None      # connect | read_timeout | connection_lost | bad_body | too_large | tls
-    retry_after: float | None = None
-    detail: str = ""                # what was wrong with a bad body, or how large a too-large one was
-    size: int = 0                   # bytes of body read
-
-
-def classify(attempt: Attempt, *, idempotent: bool) -> str:
-    """What to do after an attempt: "ok", "retry", "fail" or (for a non-idempotent POST) "ambiguous".
-
-    A POST is retried only when it certainly did not reach dbt Cloud (no connection, or 429 which rejects it
-    before work). Anything else that went wrong after sending it is ambiguous: the run may have been created.
-    """
-    if attempt.failure == "tls":
-        return "fail"
-    if attempt.failure == "too_large":
-        # A huge answer to a POST still means the POST arrived: the run may exist.
-        return "fail" if idempotent else "ambiguous"
-    if attempt.failure == "connect" or attempt.status == 429:
-        return "retry"
-    if attempt.failure in ("read_timeout", "connection_lost", "bad_body"):
-        return "retry" if idempotent else "ambiguous"
-    if attempt.status is None:
-        return "retry" if idempotent else "ambiguous"
-    if 200 <= attempt.status < 300:
-        return "ok"
-    if attempt.status >= 500:
-        return "retry" if idempotent else "ambiguous"
-    return "fail"
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with jitter, honouring Retry-After, bounded by attempts and by the caller's deadline."""
-
-    base: float = 1.0
-    factor: float = 2.0
-    max_delay: float = 30.0
-    max_attempts: int = 8
-    jitter: float = 0.25  # ± this fraction of the delay, so many gates do not retry in lockstep
-
-    def delay(self, attempt_number: int, retry_after: float | None, rand: Callable[[], float]) -> float:
-        if retry_after is not None and retry_after >= 0:
-            return min(retry_after, 300.0)
-        raw = min(self.max_delay, self.base * self.factor ** (attempt_number - 1))
-        return max(0.0, raw * (1 + self.jitter * (2 * rand() - 1)))
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    if not value:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        moment = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, moment.timestamp() - (now if now is not None else time.time()))
-
-
-@dataclass
-class _Response:
-    status: int
-    body: Any            # parsed JSON, or None
-    text: str
-    headers: dict[str, str]
-
-
-class _Transfer:
-    """One HTTP exchange run on a worker thread, so the caller can stop waiting at its deadline.
-
-    `requests` applies its read timeout to each socket read, so a server that sends a byte every few seconds keeps a
-    request alive forever. The caller therefore waits on this transfer for at most its own budget and then abandons
-    it: the response is closed (which ends the worker's read), and the worker can touch nothing the caller still
-    uses. The body is read in chunks and counted, so no answer can take more than `limit` bytes of memory (or disk).
-    """
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.abandoned = False
-        self.reply: requests.Response | None = None
-        self.attempt = Attempt(failure="read_timeout")
-        self.content = b""
-        self.headers: dict[str, str] = {}
-        self.sink_error: OSError | None = None   # the local file could not be written: not the server's fault
-
-    def abandon(self) -> None:
-        """Stop the worker's read without ever blocking the caller.
-
-        Closing the response would wait for the lock the worker's buffered read holds (until a trickling body
-        ends); shutting the socket down makes that read return at once instead. Before the response exists the
-        worker is left to its own socket timeout: it can no longer touch anything the caller uses."""
-        self.abandoned = True
-        reply = self.reply
-        if reply is None:
-            return
-        raw = getattr(reply, "raw", None)
-        connection = getattr(raw, "_connection", None)
-        sock = getattr(connection, "sock", None)
-        if sock is None:  # urllib3 without the connection handle: reach the socket under the file object
-            sock = getattr(getattr(getattr(getattr(raw, "_fp", None), "fp", None), "raw", None), "_sock", None)
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-
-Sink = Callable[[], BinaryIO]
-
-
-class _SinkFailed(Exception):
-    """The local file an artifact streams into could not be opened or written (e.g. a symlink refused)."""
-
-    def __init__(self, error: OSError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-def _open_sink(sink: Sink) -> BinaryIO:
-    try:
-        return sink()
-    except OSError as error:
-        raise _SinkFailed(error) from error
-
-
-def _write_sink(target: BinaryIO, chunk: bytes) -> None:
-    try:
-        target.write(chunk)
-    except OSError as error:
-        raise _SinkFailed(error) from error
 
 
 class DbtCloudClient:
@@ -189,9 +49,10 @@ class DbtCloudClient:
         self.policy = policy or RetryPolicy()
         self.rand = rand
         self.max_body = max_body
-        self._session = session or requests.Session()
-        self._session.headers.update({"Authorization": f"Token {token}", "Accept": "application/json",
-                                      "User-Agent": "dbtgate"})
+        session = session or requests.Session()
+        session.headers.update({"Authorization": f"Token {token}", "Accept": "application/json",
+                                "User-Agent": "dbtgate"})
+        self._transport = Transport(session)
         self._rate_limited_at: float | None = None
         self._run_jobs: dict[int, int] = {}   # run id → its job, as first seen
         # Body bytes read from dbt Cloud by this client, failed attempts and artifacts included: the watcher reads
@@ -321,25 +182,26 @@ class DbtCloudClient:
             remaining = deadline - self.clock.monotonic()
             if remaining <= 0:
                 raise DeadlineExceeded(f"the timeout ran out while calling dbt Cloud ({what})")
-            attempt, response, payload = self._send(method, path, params, json_body, min(self.api_timeout, remaining),
-                                                    sink, limit or self.max_body)
+            attempt, response, payload = self._transport.exchange(method, self._url(path), params, json_body,
+                                                                  min(self.api_timeout, remaining), sink,
+                                                                  limit or self.max_body)
             self.bytes_received += attempt.size
             if attempt.status == 429:
                 self._rate_limited_at = self.clock.monotonic()
             if attempt.status is not None and 200 <= attempt.status < 300 and sink is None:
                 problem = validate(payload) if validate is not None else None
                 if problem is not None:
-                    attempt = Attempt(failure="bad_body", detail=problem, size=attempt.size)
+                    attempt = Attempt(failure=AttemptFailure.BAD_BODY, detail=problem, size=attempt.size)
             verdict = classify(attempt, idempotent=idempotent)
-            if verdict == "ok":
+            if verdict is Verdict.OK:
                 return payload
             if (attempt.status == 404 and not_found_grace_until is not None
                     and self.clock.monotonic() < not_found_grace_until):
-                verdict = "retry"  # a brand-new run can 404 for a few seconds
+                verdict = Verdict.RETRY  # a brand-new run can 404 for a few seconds
             last_error = self._describe(attempt, response)
-            if verdict == "ambiguous":
+            if verdict is Verdict.AMBIGUOUS:
                 raise AmbiguousTrigger(last_error)
-            if verdict == "fail":
+            if verdict is Verdict.FAIL:
                 raise self._failure(attempt, response, what)
             if attempt_number >= self.policy.max_attempts:
                 raise ApiError(f"dbt Cloud at {self.host} kept failing for {what}: {last_error} "
@@ -353,144 +215,31 @@ class DbtCloudClient:
                         attempt=attempt_number, retry_in=round(delay, 1))
             self.clock.sleep(delay)
 
-    def _send(self, method: str, path: str, params: dict[str, Any] | None, json_body: dict[str, Any] | None,
-              budget: float, sink: Sink | None, limit: int) -> tuple[Attempt, _Response | None, Any]:
-        attempt, response, payload = self._exchange(method, path, params, json_body, budget, sink, limit)
-        # Debug output (RUNNER_DEBUG=1 / --debug) shows every exchange. The Authorization header is never put in
-        # the event — only its scheme — so even a caller that uses this client without dbtgate's redacting log
-        # configuration (structlog's default prints debug lines) cannot leak the token.
-        headers = {key: value for key, value in self._session.headers.items() if key.lower() != "authorization"}
-        log.debug("dbt Cloud request", method=method, path=path, params=params, auth="Token ***", headers=headers,
-                  status=attempt.status, failure=attempt.failure)
-        return attempt, response, payload
-
-    def _exchange(self, method: str, path: str, params: dict[str, Any] | None, json_body: dict[str, Any] | None,
-                  budget: float, sink: Sink | None, limit: int) -> tuple[Attempt, _Response | None, Any]:
-        """One attempt, bounded by `budget` seconds of wall time whatever the server does."""
-        budget = max(0.05, budget)
-        transfer = _Transfer()
-        worker = threading.Thread(target=self._transfer, name="dbtgate-http", daemon=True,
-                                  args=(transfer, method, self._url(path), params, json_body, budget, sink, limit))
-        worker.start()
-        # Waiting on an Event is interruptible: a SIGINT/SIGTERM handler runs (and raises) in this thread at once.
-        try:
-            finished = transfer.done.wait(budget)
-        except BaseException:
-            transfer.abandon()
-            raise
-        if not finished:
-            transfer.abandon()
-            return Attempt(failure="read_timeout"), None, None
-        if transfer.sink_error is not None:
-            raise transfer.sink_error
-        attempt = transfer.attempt
-        if attempt.status is None:
-            return attempt, None, None
-        if sink is not None and 200 <= attempt.status < 300:
-            return attempt, None, attempt.size
-        text = transfer.content.decode("utf-8", "replace")
-        try:
-            body = json.loads(text) if text.strip() else None
-        except (ValueError, RecursionError):
-            body = None
-        response = _Response(attempt.status, body, text, transfer.headers)
-        if not 200 <= attempt.status < 300:
-            return attempt, response, None
-        if not isinstance(body, dict):
-            return Attempt(failure="bad_body", retry_after=attempt.retry_after, size=attempt.size), response, None
-        status = body.get("status")
-        if isinstance(status, dict) and status.get("is_success") is False:
-            # A 200 whose envelope says it failed is not an answer to act on.
-            return (Attempt(failure="bad_body", detail="the answer says is_success: false", size=attempt.size),
-                    response, None)
-        return attempt, response, body.get("data")
-
-    def _transfer(self, transfer: _Transfer, method: str, url: str, params: dict[str, Any] | None,
-                  json_body: dict[str, Any] | None, budget: float, sink: Sink | None, limit: int) -> None:
-        try:
-            transfer.attempt = self._read(transfer, method, url, params, json_body, budget, sink, limit)
-        except _SinkFailed as failed:
-            transfer.sink_error = failed.error
-        except Exception:  # the worker must always say it is done; a bug here is a lost answer, not a hang
-            transfer.attempt = Attempt(failure="connection_lost")
-        finally:
-            transfer.done.set()
-
-    def _read(self, transfer: _Transfer, method: str, url: str, params: dict[str, Any] | None,
-              json_body: dict[str, Any] | None, budget: float, sink: Sink | None, limit: int) -> Attempt:
-        try:
-            reply = self._session.request(method, url, params=params, json=json_body, stream=True,
-                                          timeout=(min(CONNECT_TIMEOUT, budget), budget))
-        except requests.exceptions.SSLError:
-            return Attempt(failure="tls")
-        except requests.exceptions.ConnectTimeout:
-            return Attempt(failure="connect")
-        except requests.exceptions.ReadTimeout:
-            return Attempt(failure="read_timeout")
-        except requests.exceptions.ConnectionError as error:
-            return Attempt(failure="connect" if _never_sent(error) else "connection_lost")
-        except requests.exceptions.RequestException:
-            return Attempt(failure="connection_lost")
-        transfer.reply = reply
-        try:
-            if transfer.abandoned:
-                return Attempt(failure="read_timeout")
-            transfer.headers = {key.lower(): value for key, value in reply.headers.items()}
-            retry_after = parse_retry_after(transfer.headers.get("retry-after"))
-            ok = 200 <= reply.status_code < 300
-            # Error pages are read for their message only, and never at length.
-            cap = limit if ok else ERROR_BODY_LIMIT
-            target = _open_sink(sink) if (sink is not None and ok) else None
-            size, chunks = 0, []
-            try:
-                for chunk in reply.iter_content(CHUNK):
-                    if transfer.abandoned:
-                        return Attempt(failure="read_timeout")
-                    size += len(chunk)
-                    if size > cap:
-                        if not ok:
-                            break  # the start of an error page is enough to explain it
-                        return Attempt(failure="too_large", status=None, detail=f"more than {_megabytes(cap)}",
-                                       size=size)
-                    if target is not None:
-                        _write_sink(target, chunk)
-                    else:
-                        chunks.append(chunk)
-            finally:
-                if target is not None:
-                    target.close()
-            transfer.content = b"".join(chunks)
-            return Attempt(status=reply.status_code, retry_after=retry_after, size=size)
-        except requests.exceptions.RequestException:
-            return Attempt(failure="connection_lost")
-        finally:
-            reply.close()
-
-    def _describe(self, attempt: Attempt, response: _Response | None) -> str:
-        if attempt.failure == "read_timeout":
+    def _describe(self, attempt: Attempt, response: Response | None) -> str:
+        if attempt.failure is AttemptFailure.READ_TIMEOUT:
             return "no complete answer in time (api_timeout, or the time the gate had left)"
-        if attempt.failure == "connect":
+        if attempt.failure is AttemptFailure.CONNECT:
             return f"could not connect to {self.host}"
-        if attempt.failure == "connection_lost":
+        if attempt.failure is AttemptFailure.CONNECTION_LOST:
             return "the connection closed without an answer"
-        if attempt.failure == "bad_body":
+        if attempt.failure is AttemptFailure.BAD_BODY:
             return f"the answer was not usable ({attempt.detail})" if attempt.detail else "the answer was not JSON"
-        if attempt.failure == "too_large":
+        if attempt.failure is AttemptFailure.TOO_LARGE:
             return f"the answer was too large ({attempt.detail})"
-        if attempt.failure == "tls":
+        if attempt.failure is AttemptFailure.TLS:
             return f"the TLS handshake with {self.host} failed (certificate not trusted?)"
         message = _user_message(response)
         return f"HTTP {attempt.status}" + (f" {message}" if message else "")
 
-    def _failure(self, attempt: Attempt, response: _Response | None, what: str) -> ApiError:
+    def _failure(self, attempt: Attempt, response: Response | None, what: str) -> ApiError:
         message = _user_message(response)
         status = attempt.status
-        if attempt.failure == "too_large":
+        if attempt.failure is AttemptFailure.TOO_LARGE:
             advice = ("Raise max_artifact_size if the file is really that large." if what.startswith("artifact")
                       else "No real answer to this request is that large; check https://status.getdbt.com.")
             return ApiError(f"dbt Cloud at {self.host} sent {attempt.detail} for {what}; dbtgate stopped reading "
                               f"it to keep its memory and disk bounded. {advice}", kind=ApiErrorKind.TOO_LARGE)
-        if attempt.failure == "tls":
+        if attempt.failure is AttemptFailure.TLS:
             return ApiError(f"Could not make a trusted TLS connection to {self.host}. If you use a private CA, "
                               "set REQUESTS_CA_BUNDLE to its certificate file.", kind=ApiErrorKind.TLS)
         if status == 401:
@@ -513,7 +262,7 @@ class DbtCloudClient:
                           status=status, kind=ApiErrorKind.REJECTED)
 
 
-def _user_message(response: _Response | None) -> str:
+def _user_message(response: Response | None) -> str:
     """dbt Cloud's own explanation of an error, kept short (it is untrusted text and may be a whole HTML page)."""
     if response is None:
         return ""
@@ -566,12 +315,9 @@ def _short(value: Any) -> str:
     return repr(value)[:40]
 
 
-def _megabytes(size: int) -> str:
-    return f"{size / 1024 / 1024:,.0f} MB"
 
 
-def _never_sent(error: requests.exceptions.ConnectionError) -> bool:
-    """True when the connection was never established (so the request certainly did not reach the server)."""
-    text = repr(error.args[0]) if error.args else repr(error)
-    return any(marker in text for marker in ("NewConnectionError", "Connection refused", "NameResolutionError",
-                                             "Failed to establish"))
+def connect(config: GateConfig, clock: Clock) -> DbtCloudClient:
+    """The client for the user's inputs: the one place where one is made from them."""
+    return DbtCloudClient(config.base_url, config.token, config.account_id, api_timeout=config.api_timeout,
+                          clock=clock)

@@ -1,8 +1,8 @@
 """How the gate gets the run it decides on, when it does not trigger one: the job by its name, and the job's
 latest run (for a commit or pull request, and no older than `max_age`).
 
-Triggering (exactly once, adopting a run whose answer was lost, reusing one in flight) lives in gate.py, next to
-the cleanup that must find such a run again; waiting lives in waiting.py.
+Triggering (exactly once, adopting a run whose answer was lost, reusing one in flight) lives in trigger.py;
+waiting in watch/watcher.py.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from dbtgate.clock import Clock
-from dbtgate.cloud.client import DbtCloudClient
+from dbtgate.cloud.interface import CloudApi
 from dbtgate.cloud.models import Job, Run, RunStatus
+from dbtgate.config import MIN_SHA_PREFIX, GateConfig
 from dbtgate.errors import ConfigError
 from dbtgate.watch.progress import format_seconds
 
@@ -25,11 +26,28 @@ MAX_RUN_PAGES = 3         # how far back to look for a commit's run: its 300 new
 APPEAR_POLL = 30.0        # how often to look for a run that has not appeared yet
 
 
+def same_commit(one: str, other: str) -> bool:
+    """The one rule for commits: equal, or one a prefix of the other of at least MIN_SHA_PREFIX characters (a
+    short sha names its full form; "a" names nothing but "a")."""
+    one, other = one.strip().lower(), other.strip().lower()
+    if not one or not other:
+        return False
+    if one == other:
+        return True
+    return min(len(one), len(other)) >= MIN_SHA_PREFIX and (one.startswith(other) or other.startswith(one))
+
+
 @dataclass(frozen=True)
 class LatestRunQuery:
     job_id: int
     git_sha: str | None = None
     pull_request_id: int | None = None
+
+    @classmethod
+    def for_config(cls, job_id: int, config: GateConfig) -> LatestRunQuery:
+        trigger = config.trigger
+        return cls(job_id, trigger.git_sha, trigger.github_pull_request_id or trigger.gitlab_merge_request_id or
+                   trigger.azure_pull_request_id or trigger.non_native_pull_request_id)
 
     def matches(self, run: Run) -> bool:
         if run.job_id != self.job_id:
@@ -37,8 +55,7 @@ class LatestRunQuery:
         if self.git_sha:
             # A short sha matches its full form either way, but only from 7 characters: "a" matches nothing.
             shas = {run.git_sha, str(run.trigger_fields.get("git_sha") or "")}
-            if not any(sha == self.git_sha or (min(len(sha), len(self.git_sha)) >= 7 and (
-                    sha.startswith(self.git_sha) or self.git_sha.startswith(sha))) for sha in shas if sha):
+            if not any(same_commit(sha, self.git_sha) for sha in shas):
                 return False
         if self.pull_request_id is not None:
             ids = {run.trigger_fields.get(key) for key in ("github_pull_request_id", "gitlab_merge_request_id",
@@ -53,7 +70,7 @@ class LatestRunQuery:
         return f"job {self.job_id}" + (f" for {' and '.join(what)}" if what else "")
 
 
-def find_job_by_name(client: DbtCloudClient, name: str, *, project_id: int | None, environment_id: int | None,
+def find_job_by_name(client: CloudApi, name: str, *, project_id: int | None, environment_id: int | None,
                      deadline: float) -> Job:
     """The one job with exactly this name (in the project/environment when given), reading every page."""
     jobs: list[Job] = []
@@ -95,7 +112,7 @@ def pick_job(jobs: list[Job], name: str, *, project_id: int | None = None,
                          "matched exactly, case and spaces included.")
 
 
-def find_latest_run(client: DbtCloudClient, query: LatestRunQuery, *, deadline: float) -> Run | None:
+def find_latest_run(client: CloudApi, query: LatestRunQuery, *, deadline: float) -> Run | None:
     """The newest run of the job that matches the query (any status), or None."""
     for page in range(MAX_RUN_PAGES):
         runs = client.list_runs(query.job_id, deadline=deadline, limit=RUN_PAGE, offset=page * RUN_PAGE,
@@ -109,7 +126,7 @@ def find_latest_run(client: DbtCloudClient, query: LatestRunQuery, *, deadline: 
     return None
 
 
-def wait_for_latest_run(client: DbtCloudClient, clock: Clock, query: LatestRunQuery, *, deadline: float,
+def wait_for_latest_run(client: CloudApi, clock: Clock, query: LatestRunQuery, *, deadline: float,
                         interval: float, emit: Callable[[str], None]) -> Run | None:
     """The latest matching run; when there is none yet (dbt Cloud's own CI job starts on its own after a push),
     look again until one appears or the deadline passes (None)."""

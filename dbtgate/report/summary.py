@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from dbtgate.artifacts import NodeIssue
 from dbtgate.cloud.models import iso_utc
 from dbtgate.escape import code_block, code_span, html_text, link_target, md
-from dbtgate.gate.gate import GateResult
+from dbtgate.gate.state import GateResult
 from dbtgate.outcome import Outcome
 from dbtgate.watch.progress import format_seconds
 

@@ -93,7 +93,7 @@ class PollState:
     rate_limited: bool = False
     logs_affordable: bool = False
     logs_age: float | None = None              # seconds since logs were last read; None: never
-    follow: bool = False                       # fail_fast: follow the running step's log
+    fail_fast: bool = False                    # follow the running step's log to its first failed node
 
     @property
     def progress(self) -> Progress | None:
@@ -117,14 +117,6 @@ class Decision:
 
 
 @dataclass(frozen=True)
-class FixedInterval:
-    interval: float
-
-    def decide(self, state: PollState, budget: PollBudget, now: float) -> Decision:
-        return Decision(self.interval)
-
-
-@dataclass(frozen=True)
 class AdaptivePolicy:
     max_interval: float = 60.0         # the user's `interval`: the longest spacing
     min_interval: float = 2.0
@@ -132,7 +124,11 @@ class AdaptivePolicy:
     early_max: float = 5.0             # the longest spacing within it
     window_spacing: float = 3.0        # the closest spacing inside the end window
     reserve: float = 3.0               # tokens kept back inside the window for an end that comes after it
-    follow_interval: float = 5.0       # fail_fast: how often the running step's log is read
+    fail_fast_interval: float = 5.0       # fail_fast: how often the running step's log is read
+
+    def budget_period(self, fail_fast: bool, period: float) -> float:
+        """How fast the call budget refills: a fixed `period` poller's pace, or fail_fast's log-following pace."""
+        return self.fail_fast_interval if fail_fast else period
 
     def decide(self, state: PollState, budget: PollBudget, now: float) -> Decision:
         ceiling = max(self.max_interval, self.min_interval)
@@ -154,8 +150,8 @@ class AdaptivePolicy:
             # Not started: look often enough that the early window below begins close to the real start (a run
             # queued for minutes can still fail in its first seconds), slowing down only as far as every 10 s.
             return min(10.0, max(3.0, state.since_trigger / 3)), False
-        if state.follow and status is RunStatus.RUNNING:
-            return self.follow_interval, True
+        if state.fail_fast and status is RunStatus.RUNNING:
+            return self.fail_fast_interval, True
         if started < self.early_window:
             return min(self.early_max, max(floor, 3.0, started / 3)), False
         estimate = state.estimate

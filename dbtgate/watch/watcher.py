@@ -1,4 +1,4 @@
-"""Watching a run to its end: poll, follow what dbt prints, tell people how it goes, and stop at the deadline.
+"""Watching a run to its end: poll, known what dbt prints, tell people how it goes, and stop at the deadline.
 
 The gate hands a run and a deadline to `RunWatcher.wait`. When to poll next and whether to read the logs with it
 is the pure policy's decision (polling.py); reading dbt's log is dbtlog.py's job; what to say is the progress
@@ -22,23 +22,9 @@ from dbtgate.watch.progress import ProgressReporter
 if TYPE_CHECKING:
     # Imported when a run is watched (below), not when the gate is built: they are off the path to the first
     # request, which the action's cold start pays for.
-    from typing import Protocol
-
+    from dbtgate.cloud.interface import RunReader
     from dbtgate.watch.dbtlog import LogScan, NodeLine
     from dbtgate.watch.schedule import AdaptivePolicy, Estimate, PollState, Prior
-
-    class WatchClient(Protocol):
-        """What the watcher needs of `DbtCloudClient` (the benchmark drives it with an in-process stand-in)."""
-
-        bytes_received: int
-
-        def get_run(self, run_id: int, include: Sequence[str] = ..., *, deadline: float,
-                    not_found_grace_until: float | None = None) -> Run: ...
-
-        def list_runs(self, job_id: int, *, deadline: float, limit: int = 10,
-                      statuses: Sequence[int] | None = None, include: Sequence[str] = ("trigger",)) -> list[Run]: ...
-
-        def rate_limited_recently(self, window: float = 300.0) -> bool: ...
 
 NEW_RUN_404_GRACE = 30.0        # a brand-new run can 404 for a few seconds (a known race)
 PLAIN_INCLUDE = ("trigger",)    # the run alone; trigger for the cause in the summary
@@ -64,21 +50,22 @@ class LiveFailure:
     step: int                   # the run step's index
     seen_at: float              # the watcher's clock when it was seen
     logged_at: datetime | None  # when dbt printed the line (UTC), when the run's start date is known
+    unique_id: str = ""         # dbt's unique id, when the gate could look it up (the log prints names only)
 
 
 @dataclass(frozen=True)
 class Watch:
-    """What waiting came to. `run` is None when the deadline came first; `stopped_for_failure` is True when
+    """What waiting came to. `run` is None when the deadline came first; `failed_fast` is True when
     fail_fast stopped the wait at the first failed node (the run is then still going: cancelling is the caller's)."""
 
     run: Run | None
     failures: tuple[LiveFailure, ...] = ()
-    stopped_for_failure: bool = False
+    failed_fast: bool = False
     polls: int = 0              # requests made while waiting (history and previous-run lookups included)
     bytes_read: int = 0         # body bytes those requests read
 
 
-class _Follow:
+class _Known:
     """What the watcher has learnt of one run so far (a plain class: no dataclass to build at import time)."""
 
     def __init__(self) -> None:
@@ -98,7 +85,7 @@ class _Follow:
 
 
 class RunWatcher:
-    def __init__(self, client: WatchClient, clock: Clock, *, emit: Callable[[str], None], interval: float,
+    def __init__(self, client: RunReader, clock: Clock, *, emit: Callable[[str], None], interval: float,
                  api_timeout: float) -> None:
         self.client = client
         self.clock = clock
@@ -128,15 +115,15 @@ class RunWatcher:
         calls = 0
         grace_until = began + NEW_RUN_404_GRACE
         total_steps = len(commands) + 2 if commands else None  # the two setup steps dbt Cloud adds, then each
-        follow = _Follow()
-        period = self.policy.follow_interval if fail_fast else self.period
+        known = _Known()
+        period = self.policy.budget_period(fail_fast, self.period)
         budget = PollBudget(period=period, capacity=BURST, tokens=BURST, at=began)
-        calls += self._learn_history(run, deadline, follow)
+        calls += self._learn_history(run, deadline, known)
         warned_unknown = False
         verified = False  # the run as the gate got it (a trigger's answer, a list) has not been read back yet
 
         def result(final: Run | None, stopped: bool = False) -> Watch:
-            return Watch(final, tuple(follow.failures.values()), stopped, calls,
+            return Watch(final, tuple(known.failures.values()), stopped, calls,
                          self.client.bytes_received - bytes_before)
 
         while True:
@@ -144,8 +131,8 @@ class RunWatcher:
             now = self.clock.monotonic()
             started = since_start(run)
             if run.steps:
-                self._read_logs(run, started, total_steps, follow, now)
-            state = self._state(run, now - began, started, follow, fail_fast)
+                self._read_logs(run, started, total_steps, known, now)
+            state = self._state(run, now - began, started, known, fail_fast)
             self.progress.observe(run, now - began, state.progress, total_steps)
             if run.is_terminal and not verified:
                 # The verdict comes from a GET of the run, never from a trigger's or a list's answer alone: that
@@ -162,11 +149,11 @@ class RunWatcher:
                         run = self.client.get_run(run.id, LOGS_INCLUDE, deadline=max(deadline, now + LAST_LOOK))
                         calls += 1
                         seen(run)
-                        self._read_logs(run, since_start(run), total_steps, follow, self.clock.monotonic())
+                        self._read_logs(run, since_start(run), total_steps, known, self.clock.monotonic())
                     except (ApiError, DeadlineExceeded):
                         pass  # the verdict stands on the status already seen; the summary just has no log
                 return result(run)
-            if fail_fast and follow.failures:
+            if fail_fast and known.failures:
                 return result(run, stopped=True)
             if run.status is None and not warned_unknown:
                 warned_unknown = True
@@ -186,7 +173,7 @@ class RunWatcher:
                 calls += 1
                 verified = True
                 seen(run)
-                self._read_logs(run, since_start(run), total_steps, follow, self.clock.monotonic())
+                self._read_logs(run, since_start(run), total_steps, known, self.clock.monotonic())
                 self.progress.observe(run, self.clock.monotonic() - began)
                 return result(run if run.is_terminal else None)
             run = self.client.get_run(run.id, include, deadline=deadline, not_found_grace_until=grace_until)
@@ -194,29 +181,29 @@ class RunWatcher:
             verified = True
             size = self.client.bytes_received - before
             if decision.logs:
-                follow.log_bytes += size
-                follow.last_log_size = max(size, GUESS_PLAIN)
+                known.log_bytes += size
+                known.last_log_size = max(size, GUESS_PLAIN)
             else:
-                follow.plain_bytes.append(size)
+                known.plain_bytes.append(size)
 
     # ---- what is known ------------------------------------------------------------------------------------
-    def _state(self, run: Run, waited: float, started: float | None, follow: _Follow, fail_fast: bool) -> PollState:
+    def _state(self, run: Run, waited: float, started: float | None, known: _Known, fail_fast: bool) -> PollState:
         from dbtgate.watch.schedule import PollState, estimate_end, logs_affordable
 
-        affordable = logs_affordable(spent=follow.log_bytes, expected=follow.last_log_size,
-                                     plain=follow.plain_size, elapsed=waited, period=self.period,
-                                     horizon=follow.history)
-        age = started - follow.logs_at if started is not None and follow.logs_at is not None else None
-        estimate = follow.estimate
+        affordable = logs_affordable(spent=known.log_bytes, expected=known.last_log_size,
+                                     plain=known.plain_size, elapsed=waited, period=self.period,
+                                     horizon=known.history)
+        age = started - known.logs_at if started is not None and known.logs_at is not None else None
+        estimate = known.estimate
         if estimate is None and started is not None and run.status is RunStatus.RUNNING:
             # No log read yet: the job's history is the prior.
             estimate = estimate_end(None, fetched_at=started, start_of_day=None, last_step=True, prior=None,
-                                    history=follow.history)
+                                    history=known.history)
         return PollState(since_trigger=waited, run=run, since_start=started, estimate=estimate,
                          rate_limited=self.client.rate_limited_recently(), logs_affordable=affordable,
-                         logs_age=age, follow=fail_fast)
+                         logs_age=age, fail_fast=fail_fast)
 
-    def _read_logs(self, run: Run, started: float | None, total_steps: int | None, follow: _Follow,
+    def _read_logs(self, run: Run, started: float | None, total_steps: int | None, known: _Known,
                    now: float) -> None:
         """Take what a poll with logs says: failed nodes to report, and a fresh estimate of the end."""
         from dbtgate.watch.dbtlog import scan
@@ -228,34 +215,34 @@ class RunWatcher:
         scanned = scan(current.logs)
         for step in run.steps:
             if step.logs and (step.status_code == RunStatus.RUNNING or step.failed or step is current):
-                self._report_failures(run, step.index, scanned if step is current else scan(step.logs), follow, now)
+                self._report_failures(run, step.index, scanned if step is current else scan(step.logs), known, now)
         if started is None or current.status_code != RunStatus.RUNNING:
             return
-        follow.logs_at = started
+        known.logs_at = started
         last_step = total_steps is None or current.index >= total_steps
-        follow.estimate = estimate_end(scanned, fetched_at=started,
+        known.estimate = estimate_end(scanned, fetched_at=started,
                                        start_of_day=clock_of_day(run.started_at), last_step=last_step,
-                                       prior=follow.prior, history=follow.history,
+                                       prior=known.prior, history=known.history,
                                        step_elapsed=current.duration_seconds)
 
-    def _report_failures(self, run: Run, step: int, scanned: LogScan, follow: _Follow, now: float) -> None:
+    def _report_failures(self, run: Run, step: int, scanned: LogScan, known: _Known, now: float) -> None:
         for line in scanned.failures:
             key = (line.resource_type, line.name)
-            if key in follow.failures:
+            if key in known.failures:
                 continue
             problem = scanned.problem_for(line)
             failure = LiveFailure(name=line.name, resource_type=line.resource_type,
                                   file=problem.path if problem else "",
                                   message=(problem.message if problem and problem.message else line.outcome),
                                   step=step, seen_at=now, logged_at=_logged_at(run, line))
-            follow.failures[key] = failure
+            known.failures[key] = failure
             what = f"{failure.resource_type} {failure.name}".strip()
             where = f" ({failure.file})" if failure.file else ""
             verb = "failed" if line.word == "FAIL" else "errored"
             message = failure.message.splitlines()[0] if failure.message else ""
             self.emit(f"Run {run.id}: {what}{where} {verb}" + (f": {message}" if message else ""))
 
-    def _learn_history(self, run: Run, deadline: float, follow: _Follow) -> int:
+    def _learn_history(self, run: Run, deadline: float, known: _Known) -> int:
         """The job's typical duration and its previous successful run's log (node timings), best effort: one list
         call, and one read of that run when the byte budget can carry it. Returns the calls made."""
         from dbtgate.watch.dbtlog import scan
@@ -267,11 +254,11 @@ class RunWatcher:
             history = self.client.list_runs(run.job_id, limit=10, statuses=(10, 20), include=(), deadline=deadline)
         except ApiError:
             return 1
-        follow.history = expected_duration(history)
+        known.history = expected_duration(history)
         previous = next((past for past in history if past.status is RunStatus.SUCCESS and past.id != run.id), None)
-        if previous is None or follow.history is None or not logs_affordable(
+        if previous is None or known.history is None or not logs_affordable(
                 spent=0, expected=GUESS_LOGS, plain=GUESS_PLAIN, elapsed=0.0, period=self.period,
-                horizon=follow.history):
+                horizon=known.history):
             return 1
         before = self.client.bytes_received
         try:
@@ -279,10 +266,10 @@ class RunWatcher:
         except ApiError:
             return 2
         finally:
-            follow.log_bytes += self.client.bytes_received - before
+            known.log_bytes += self.client.bytes_received - before
         steps = [step for step in past.steps if step.logs]
         if steps:
-            follow.prior = Prior.from_scan(scan(steps[-1].logs))
+            known.prior = Prior.from_scan(scan(steps[-1].logs))
         return 2
 
 

@@ -1,8 +1,8 @@
 """Every response the emulator gives validates against dbt Labs' official OpenAPI spec.
 
 The generated spec marks nothing nullable while the real API returns null for anything unset (see
-../shared/dbt-cloud-api.md), so every schema here also accepts null and `format` is not enforced. When
-../shared/reference is absent these tests skip and say why.
+../shared/dbt-cloud-api.md), so every schema here also accepts null and `format` is not enforced. The specs
+are copies in tests/fixtures/reference.
 """
 
 from __future__ import annotations
@@ -12,16 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import pytest
 import requests
 import yaml
 
 from dbtgate.clock import VirtualClock
-from tests.conftest import SHARED, TOKEN, EmulatorFactory
+from tests.conftest import REFERENCE, TOKEN, EmulatorFactory
 
-SPEC = SHARED / "reference" / "dbt-cloud-openapi-v2.yaml"
-LEGACY = SHARED / "reference" / "dbt-cloud-openapi-v2-legacy-handwritten.yaml"
-pytestmark = pytest.mark.skipif(not SPEC.exists(), reason=f"the official spec is not at {SPEC} (../shared absent)")
+SPEC = REFERENCE / "dbt-cloud-openapi-v2.yaml"
+LEGACY = REFERENCE / "dbt-cloud-openapi-v2-legacy-handwritten.yaml"
 
 
 def nullable(node: Any) -> Any:
@@ -128,7 +126,6 @@ def test_every_success_response_validates_against_the_official_spec(emulator_fac
     assert checked >= 40 and {e for e, _, _ in responses} >= set(SCHEMAS)
 
 
-@pytest.mark.skipif(not LEGACY.exists(), reason="the legacy spec (the only one with ErrorResponse) is absent")
 def test_every_error_response_validates_against_the_legacy_error_schema(emulator_factory: EmulatorFactory) -> None:
     validator = validator_for(LEGACY, "ErrorResponse")
     errors = [(status, body) for endpoint, status, body in collect_responses(emulator_factory) if endpoint == "error"]

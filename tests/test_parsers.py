@@ -10,14 +10,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dbtgate.config import (
+from dbtgate.config import parse_config
+from dbtgate.errors import ConfigError
+from dbtgate.parsers import (
     INT32_MAX,
     INT64_MAX,
     MAX_THREADS,
     check_token,
     normalize_url,
     parse_api_timeout,
-    parse_config,
     parse_duration,
     parse_interval,
     parse_non_negative_int,
@@ -25,7 +26,6 @@ from dbtgate.config import (
     parse_timeout,
     resolve_artifacts_dir,
 )
-from dbtgate.errors import ConfigError
 
 BASE = {"dbt_cloud_token": "t0k", "dbt_cloud_account_id": "1", "dbt_cloud_job_id": "2"}
 # Characters that int(), float() and re's \d all accept as digits, and no person or API means: Arabic-Indic,

@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dbtgate.artifacts import JsonStream, _read_issues, _with_files, manifest_nodes, node_issues, stream_results
-from tests.conftest import SHARED
+from tests.conftest import REFERENCE
 
-REFERENCE = SHARED / "reference" / "dbt-core-run"
+DBT_CORE_RUN = REFERENCE / "dbt-core-run"
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.floats(allow_nan=False, allow_infinity=False)
@@ -78,9 +78,7 @@ def test_manifest_nodes_finds_only_the_node_objects(tmp_path: Path) -> None:
 
 
 def test_the_reference_run_reads_the_same_as_json_load() -> None:
-    results, manifest = REFERENCE / "run_results-error.json", REFERENCE / "manifest.json"
-    if not results.exists():
-        pytest.skip(f"{results} is absent")
+    results, manifest = DBT_CORE_RUN / "run_results-error.json", DBT_CORE_RUN / "manifest.json"
     expected = node_issues(json.loads(results.read_text()), json.loads(manifest.read_text()))
     problems: list[str] = []
     failed, warned = _read_issues(results, problems)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -133,7 +134,7 @@ def test_bad_list_jobs_filters_are_400_naming_the_parameter(api: Api, params: di
 
 
 def test_list_runs_applies_the_documented_filters(emulator_factory: EmulatorFactory) -> None:
-    clock = VirtualClock()
+    clock = VirtualClock(wall_start=datetime(2026, 11, 2, 9, 0, tzinfo=UTC))  # the calendar the ranges below name
     api = Api(emulator_factory(jobs=JOBS, clock=clock))
     first = api.trigger(1)
     clock.advance(3600)

@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 
 from dbtgate.cli import main
-from dbtgate.config import INPUTS
 from dbtgate.emulator import Emulator
+from dbtgate.inputs import INPUTS
 from tests.conftest import TOKEN, EmulatorFactory
-from tests.runner import run_step
-from tests.test_cli import cli
+from tests.runner import cli, run_step
 
 
 def run_cli(emulator: Emulator, *args: str, **env: str) -> tuple[int, str]:

@@ -30,7 +30,7 @@ def watch(job: dict[str, Any], fail_fast: bool) -> tuple[Any, list[str], World]:
 
 def test_fail_fast_stops_at_the_first_failed_node_while_the_run_goes_on() -> None:
     result, lines, world = watch(FAILING, fail_fast=True)
-    assert result.stopped_for_failure and result.run is not None and not result.run.is_terminal
+    assert result.failed_fast and result.run is not None and not result.run.is_terminal
     assert len(result.failures) == 1
     failure = result.failures[0]
     assert failure.resource_type == "model" and failure.name and failure.logged_at is not None
@@ -41,7 +41,7 @@ def test_fail_fast_stops_at_the_first_failed_node_while_the_run_goes_on() -> Non
 
 def test_without_fail_fast_the_run_ends_and_each_failed_node_is_reported_once() -> None:
     result, lines, _ = watch(FAILING, fail_fast=False)
-    assert not result.stopped_for_failure and result.run is not None and result.run.status_code == 20
+    assert not result.failed_fast and result.run is not None and result.run.status_code == 20
     assert result.failures and result.run.steps, "the final read brings the steps for the summary"
     reported = [line for line in lines if "errored" in line or "failed" in line]
     assert len(reported) == len(result.failures) == len({(f.resource_type, f.name) for f in result.failures})

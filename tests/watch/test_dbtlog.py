@@ -11,16 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dbtgate.watch.dbtlog import describe_node, scan, strip_ansi
-from tests.conftest import SHARED
+from tests.conftest import REFERENCE
 
-REFERENCE = SHARED / "reference" / "dbt-core-run"
+DBT_CORE_RUN = REFERENCE / "dbt-core-run"
 
 
 def reference(name: str) -> str:
-    path = REFERENCE / name
-    if not path.exists():
-        pytest.skip(f"{path} is absent")
-    return path.read_text("utf-8")
+    return (DBT_CORE_RUN / name).read_text("utf-8")
 
 
 def test_a_real_failing_build_plain_and_in_colour() -> None:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from dbtgate.artifacts import ArtifactReport, NodeIssue, node_issues
 from dbtgate.cloud.models import Job, Run
 from dbtgate.escape import code_block, command_data, command_property, md
-from dbtgate.gate.gate import GateResult
+from dbtgate.gate.state import GateResult
 from dbtgate.github import Workflow, format_outputs
 from dbtgate.outcome import Outcome
 from dbtgate.report.summary import SUMMARY_LIMIT, render_summary

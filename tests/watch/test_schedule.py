@@ -21,9 +21,10 @@ from dbtgate.watch.schedule import (
     PollState,
     Prior,
     estimate_end,
+    expected_duration,
     logs_affordable,
 )
-from tests.conftest import SHARED
+from tests.conftest import REFERENCE
 
 
 def run(status: int, **more: Any) -> Run:
@@ -37,7 +38,7 @@ states = st.builds(
     PollState, since_trigger=st.floats(0, 1e5), run=st.sampled_from([run(1), run(1, blocked_by=[4]), run(2), run(3),
                                                                        run(99), run(3, started_at="x")]),
     since_start=st.one_of(st.none(), st.floats(0, 1e5)), estimate=estimates, rate_limited=st.booleans(),
-    logs_affordable=st.booleans(), logs_age=st.one_of(st.none(), st.floats(0, 1e5)), follow=st.just(False))
+    logs_affordable=st.booleans(), logs_age=st.one_of(st.none(), st.floats(0, 1e5)), fail_fast=st.just(False))
 
 
 def replay(policy: AdaptivePolicy, budget: PollBudget, sequence: list[PollState]) -> list[tuple[float, Decision]]:
@@ -140,7 +141,7 @@ def test_inside_the_window_polls_are_close_and_past_it_logs_are_refreshed() -> N
 def test_fail_fast_follows_the_log_at_its_own_pace() -> None:
     policy = AdaptivePolicy(max_interval=60)
     budget = PollBudget(period=5, capacity=10, tokens=10, at=0)
-    state = PollState(100, run(3, started_at="2026-01-01 10:00:00+00:00"), 100, follow=True)
+    state = PollState(100, run(3, started_at="2026-01-01 10:00:00+00:00"), 100, fail_fast=True)
     assert policy.decide(state, budget, 100) == Decision(5, True)
 
 
@@ -153,7 +154,7 @@ def test_log_bytes_stay_within_their_share() -> None:
 
 # ---- estimating the end ----------------------------------------------------------------------------------------
 def reference(name: str) -> str:
-    path = SHARED / "reference" / "dbt-core-run" / name
+    path = REFERENCE / "dbt-core-run" / name
     if not path.exists():
         pytest.skip(f"{path} is absent")
     return path.read_text("utf-8")
@@ -212,3 +213,10 @@ def test_an_estimate_never_lies_in_the_past(fetched_at: float, history: float | 
                             step_elapsed=fetched_at)
     if estimate is not None:
         assert estimate.end > fetched_at and estimate.spread > 0
+
+
+def test_expected_duration_is_the_median_of_finished_runs() -> None:
+    history = [run(10, run_duration="00:10:00"), run(20, run_duration="00:02:00"), run(10, run_duration="00:12:00"),
+               run(30, run_duration="00:00:05")]
+    assert expected_duration(history) == 600
+    assert expected_duration([]) is None

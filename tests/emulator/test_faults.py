@@ -1,5 +1,5 @@
 """A dbt Cloud that misbehaves in the ways dbtgate must survive (issue #12): each fault kind, as the emulator
-delivers it, observed with raw requests and sockets (how dbtgate copes is tests/test_faults.py's business)."""
+delivers it, observed with raw requests and sockets (how dbtgate copes is tests/gate/test_gate.py's business)."""
 
 from __future__ import annotations
 

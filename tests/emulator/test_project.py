@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -22,7 +22,7 @@ ALL = frozenset({"run_steps", "job", "trigger"})
 
 
 def world_for(*jobs: dict[str, Any], **extra: Any) -> tuple[World, VirtualClock]:
-    clock = VirtualClock()
+    clock = VirtualClock(wall_start=datetime(2026, 11, 2, 9, 0, tzinfo=UTC))  # the same bytes on every date
     return World(parse_scenario({"jobs": list(jobs), **extra}), clock), clock
 
 
