@@ -368,6 +368,7 @@ class StepLog:
     pending: Callable[[StepLog], None] | None = None   # writes the lines on first use (history is rarely read)
     # `dbt source freshness`: (source name, status pass/warn/error, start, end, thread) per source, for sources.json
     sources: list[tuple[str, str, float, float, int]] = field(default_factory=list)
+    fusion: str | None = None            # the Fusion version the step ran on; None for dbt-core
     debug: tuple[list[float], list[str], list[int]] | None = None   # the debug log's lines, built on first use
 
     def results(self, project: Project) -> tuple[NodeResult, ...]:
@@ -386,15 +387,20 @@ class StepLog:
 
 
 class _Lines:
-    def __init__(self, colour: bool) -> None:
-        self.colour = colour
+    def __init__(self, colour: bool, fusion: str | None = None) -> None:
+        self.colour = colour and fusion is None
+        self.fusion = fusion            # the Fusion version when the step runs on Fusion
         self.offsets: list[float] = []
         self.texts: list[str] = []
         self.stamped: list[bool] = []
         self.threads: list[int] = []
 
-    def add(self, at: float, text: str, thread: int = 0) -> None:
+    def add(self, at: float, text: str, thread: int = 0, level: str = "INFO") -> None:
         first, *rest = text.split("\n")
+        if self.fusion is not None:
+            # dbt Cloud's prefix on a Fusion line: `HH:MM:SS      LEVEL message` (render() adds the time and two
+            # spaces); a blank line is the level alone, continuation lines carry no prefix.
+            first = f"    {level} {first}" if first else f"    {level}"
         self.offsets.append(at)
         self.texts.append(first)
         self.stamped.append(True)
@@ -415,6 +421,11 @@ def _justify(text: str, bracket: str) -> str:
 
 def _header(out: _Lines, project: Project, at: float, parse_seconds: float, threads: int | None,
             full: bool = True) -> float:
+    if out.fusion is not None:
+        out.add(at, f"     Running Fusion version: {out.fusion}")
+        out.add(at + min(0.6, parse_seconds / 4), f"dbt-fusion {out.fusion}")
+        out.add(at + min(0.7, parse_seconds / 3), "   Loading profiles.yml")
+        return at + parse_seconds
     out.add(at, f"Running with dbt={DBT_VERSION}")
     out.add(at + min(0.6, parse_seconds / 4), f"Registered adapter: {ADAPTER}")
     at += parse_seconds
@@ -570,14 +581,19 @@ def _adapter_message(node: Node, rng: random.Random) -> str:
 
 def command_step(project: Project, command: str, shape: RunShape, *, only: frozenset[str] | None = None,
                  warnings: dict[str, NodeResult] | None = None, colour: bool = False,
-                 fails: bool = False, run_id: int = 0) -> StepLog:
-    """The whole timeline of one dbt command: header, nodes on threads, closing summary."""
+                 fails: bool = False, run_id: int = 0, fusion: str | None = None) -> StepLog:
+    """The whole timeline of one dbt command: header, nodes on threads, closing summary. `fusion`: the Fusion
+    version the step runs on (Fusion's words instead of dbt-core's)."""
     verb = verb_of(command)
-    out = _Lines(colour)
+    out = _Lines(colour, fusion)
     if verb == "deps":
-        return _deps_step(command, out, shape)
+        step = _deps_step(command, out, shape)
+        step.fusion = fusion
+        return step
     if verb == "source" and "freshness" in command:
-        return _freshness_step(project, command, out, shape, fails)
+        step = _freshness_step(project, command, out, shape, fails)
+        step.fusion = fusion
+        return step
     parse = _parse_seconds(project)
     if verb in ("docs", "parse", "compile", "ls", "list", "debug", "clean", "run-operation", "") or \
             verb not in _VERB_TYPES:
@@ -591,10 +607,21 @@ def command_step(project: Project, command: str, shape: RunShape, *, only: froze
             out.add(catalog, "Building catalog")
             out.add(end, f"Catalog written to /tmp/jobs/{run_id}/target/catalog.json")
         elif fails:
-            out.add(end, "Encountered an error:")
-            out.add(end, "Compilation Error in model orders (models/marts/orders.sql)")
+            if fusion is not None:
+                out.add(end, "[error] [JinjaError (dbt1501)]: Compilation Error in model orders "
+                             "(models/marts/orders.sql)", level="ERROR")
+            else:
+                out.add(end, "Encountered an error:")
+                out.add(end, "Compilation Error in model orders (models/marts/orders.sql)")
+        if fusion is not None:
+            out.add(end, "")
+            out.add(end, f"{' Execution Summary ':=^60}")
+            word = "with 1 error" if fails else "successfully"
+            out.add(end, f"Finished '{' '.join(command.split()[1:3]) or 'dbt'}' {word} for target '{TARGET}' "
+                         f"[{_fusion_total(end)}]")
         elapsed = (max((r.end for r in runs), default=at) - at) if runs else 0.0
-        return StepLog(command, end, out.offsets, out.texts, out.stamped, out.threads, runs, elapsed, fails, at)
+        return StepLog(command, end, out.offsets, out.texts, out.stamped, out.threads, runs, elapsed, fails, at,
+                       fusion=fusion)
 
     selected = _selection(project, command, only)
     outcome: dict[int, str] = {}
@@ -667,10 +694,161 @@ def command_step(project: Project, command: str, shape: RunShape, *, only: froze
     failed = any(r.status in ("error", "fail") for r in finished)
 
     def write(step: StepLog) -> None:
-        _write_nodes(out, project, selected, finished, end, elapsed, verb)
+        if fusion is not None:
+            _write_fusion_nodes(out, project, finished, end, elapsed, verb)
+        else:
+            _write_nodes(out, project, selected, finished, end, elapsed, verb)
         step.offsets, step.texts, step.stamped, step.threads = out.offsets, out.texts, out.stamped, out.threads
 
-    return StepLog(command, end, [], [], [], [], by_number, elapsed, failed or fails, begin, write)
+    return StepLog(command, end, [], [], [], [], by_number, elapsed, failed or fails, begin, write, fusion=fusion)
+
+
+# ---- Fusion (dbt v2.0): its console words as dbt Cloud shows them -------------------------------------------------
+# Sources: dbt-labs/dbt-fusion crates/dbt-common/src/tracing/formatters/ (node.rs, layout.rs, invocation.rs,
+# duration.rs); tests/fixtures/fusion/README.md.
+FUSION_VERSION = "2.0.0-preview.176"
+_FUSION_WORDS = {"success": "Succeeded", "pass": "Passed", "warn": "Warned", "fail": "Failed", "error": "Failed",
+                 "skipped": "Skipped", "reused": "Reused", "cancelled": "Cancelled"}
+
+
+def fusion_preview(version: str) -> int:
+    """N of 2.0.0-preview.N (a large number for other 2.x versions: the newest shapes)."""
+    match = re.search(r"preview(?:-nightly)?\.(\d+)", version)
+    return int(match.group(1)) if match else 10_000
+
+
+def _fusion_duration(seconds: float) -> str:
+    """duration.rs format_duration_fixed_width: 7 characters."""
+    if seconds <= 0:
+        return "-------"
+    if seconds < 60:
+        return f"{seconds:6.2f}s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60:>3}m{whole % 60:>2}s"
+    if whole < 86400:
+        return f"{whole // 3600:>3}h{whole % 3600 // 60:>2}m"
+    return "   >24h"
+
+
+def _fusion_total(seconds: float) -> str:
+    """duration.rs format_duration_for_summary: 850ms, 4.2s, 1m 23s, 1h 5m 3s."""
+    if seconds < 1:
+        return f"{int(seconds * 1000)}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    hours, minutes, secs = whole // 3600, whole % 3600 // 60, whole % 60
+    parts = ([f"{hours}h"] if hours else []) + ([f"{minutes}m"] if minutes else []) + ([f"{secs}s"] if secs else [])
+    return " ".join(parts)
+
+
+def _fusion_line(node: Node, status: str, seconds: float, position: int) -> str:
+    """node.rs format_node_processed_end: `{ACTION:>10} [{DUR:7}] {TYPE:<5} {schema.}{alias}{suffix}`."""
+    action = _FUSION_WORDS.get(status, "Finished")
+    kind = node.resource_type
+    if kind == "test":
+        target = node.name
+        suffix = "" if status == "pass" else f" ({node.original_file_path}:{8 + position % 40}:15)"
+    else:
+        target = f"{node.schema}.{node.name}"
+        suffix = f" ({node.materialization or kind})"
+    return f"{action:>10} [{_fusion_duration(0.0 if status == 'skipped' else seconds)}] {kind:<5} {target}{suffix}"
+
+
+def _write_fusion_nodes(out: _Lines, project: Project, finished: list[NodeRun], end: float, elapsed: float,
+                        verb: str) -> None:
+    """Fusion prints one line per node when it ends (no `N of M`, no START on the console), skipped nodes
+    included, then Test Failures, Errors and Warnings and the Execution Summary (tui_layer.rs)."""
+    events: list[tuple[float, int, str, int]] = []
+    for r in finished:
+        node = project.nodes[r.index]
+        moment = r.start if r.status == "skipped" else r.end
+        events.append((moment, r.number, _fusion_line(node, r.status, r.end - r.start, r.index), r.thread))
+    events.sort(key=lambda e: (e[0], e[1]))
+    for moment, _, text, thread in events:
+        out.add(moment, text, thread)
+    failed_tests = [r for r in finished if r.status == "fail"]
+    errors = [r for r in finished if r.status == "error"]
+    warned = [r for r in finished if r.status == "warn"]
+    if failed_tests:
+        out.add(end, "")
+        out.add(end, f"{' Test Failures ':=^60}")
+        for r in sorted(failed_tests, key=lambda r: r.end):
+            out.add(end, f"Test failed ({r.failures or 1} failed row(s)): {project.nodes[r.index].name}")
+    if errors:
+        out.add(end, "", level="ERROR")
+        out.add(end, f"{' Errors and Warnings ':=^60}", level="ERROR")
+        for r in sorted(errors, key=lambda r: r.end):
+            node = project.nodes[r.index]
+            detail = (r.message or "").split("\n")[1:] or ["  Sql Execution Error: SQL compilation error"]
+            text = (f"[error] [DbSyntaxInvalid (dbt1302)]: Database Error in model {node.name} "
+                    f"(target/run/{project.name}/{node.original_file_path})\n" + "\n".join(detail))
+            out.add(end, text, level="ERROR")
+    out.add(end, "")
+    out.add(end, f"{' Execution Summary ':=^60}")
+    n_errors, n_warns = len(errors) + len(failed_tests), len(warned)
+    words = [f"{n_warns} warning{'s' if n_warns != 1 else ''}"] if n_warns else []
+    words += [f"{n_errors} error{'s' if n_errors != 1 else ''}"] if n_errors else []
+    outcome = f"with {' and '.join(words)}" if words else "successfully"
+    out.add(end, f"Finished '{verb}' {outcome} for target '{TARGET}' [{_fusion_total(elapsed)}]")
+    counts: dict[str, int] = {}
+    for r in finished:
+        kind = project.nodes[r.index].resource_type
+        counts[kind] = counts.get(kind, 0) + 1
+    plural = {"model": "models", "test": "tests", "snapshot": "snapshots", "seed": "seeds"}
+    out.add(end, "Processed: " + " | ".join(f"{counts[k]} {k if counts[k] == 1 else plural[k]}"
+                                           for k in ("model", "test", "snapshot", "seed") if counts.get(k)))
+    buckets = {"success": sum(1 for r in finished if r.status in ("success", "pass")), "warn": n_warns,
+               "error": n_errors, "skipped": sum(1 for r in finished if r.status == "skipped")}
+    out.add(end, f"Summary: {len(finished)} total" + "".join(f" | {n} {name}" for name, n in buckets.items() if n))
+
+
+def fusion_run_results(results: dict[str, Any], version: str) -> dict[str, Any]:
+    """Fusion's run_results.json from dbt-core's shape, by version (run_results.rs): before preview.90 error and
+    skipped results are left out (dbt-fusion #1130); up to preview.202 keys that are None are not written — no
+    `message`, `compiled`, `compiled_code`, `relation_name`, `batch_results`, and `failures` only on tests
+    (#1437, dbt-core #14554); timing's compile and execute share the node's whole span; thread ids are `Thread-N`;
+    adapter_response is {} before preview.208."""
+    preview = fusion_preview(version)
+    shaped: list[dict[str, Any]] = []
+    defaults = {"success": "Succeeded", "error": "Error", "warn": "Warn", "pass": "Pass", "fail": "Error",
+                "skipped": "Skipped"}
+    for result in results["results"]:
+        status = result["status"]
+        if preview < 90 and status in ("error", "skipped"):
+            continue
+        timing = result["timing"]
+        moment = results["metadata"]["generated_at"]
+        span = ({"started_at": timing[0]["started_at"], "completed_at": timing[-1]["completed_at"]} if timing else
+                {"started_at": moment, "completed_at": moment})
+        item: dict[str, Any] = {
+            "status": status,
+            "timing": [{"name": "compile", **span}, {"name": "execute", **span}],
+            "thread_id": result["thread_id"].replace(" (worker)", ""),
+            "execution_time": result["execution_time"],
+            "adapter_response": {} if preview < 208 else result["adapter_response"],
+            "unique_id": result["unique_id"],
+        }
+        is_test = result["unique_id"].startswith(("test.", "unit_test."))
+        if preview <= 202:
+            if is_test and status != "skipped":
+                item["failures"] = result["failures"] or 0
+        else:
+            item.update(message=result["message"] or defaults.get(status, ""), failures=result["failures"]
+                        if is_test else None, compiled=None,
+                        compiled_code=result["compiled_code"] if preview >= 209 else None,
+                        relation_name=result["relation_name"], batch_results=None)
+        shaped.append(item)
+    digest = results["metadata"]["invocation_id"].replace("-", "")
+    return {
+        "metadata": {**results["metadata"], "dbt_version": version,
+                     "invocation_id": f"019d{digest[4:8]}-{digest[8:12]}-7{digest[13:16]}-{digest[16:20]}-"
+                                      f"{digest[20:32]}"},
+        "results": shaped,
+        "elapsed_time": results["elapsed_time"],
+        "args": {"command": results["args"]["which"], **results["args"]},
+    }
 
 
 def _compiled_everything(project: Project, shape: RunShape, begin: float, until: float) -> list[NodeRun]:
@@ -808,6 +986,11 @@ def _closing(out: _Lines, project: Project, selected: list[int], runs: list[Node
 
 def _deps_step(command: str, out: _Lines, shape: RunShape) -> StepLog:
     end = shape.target if shape.target else 4.0
+    if out.fusion is not None:
+        out.add(0.0, f"     Running Fusion version: {out.fusion}")
+        out.add(end * 0.3, "Installing packages")
+        out.add(end * 0.9, " Installed 1 package")
+        return StepLog(command, end, out.offsets, out.texts, out.stamped, out.threads, [], 0.0, False, 0.0)
     out.add(0.0, f"Running with dbt={DBT_VERSION}")
     out.add(end * 0.3, "Updating lock file in file path: /tmp/jobs/target/package-lock.yml")
     out.add(end * 0.4, "Installing dbt-labs/dbt_utils")
@@ -838,7 +1021,6 @@ def _freshness_step(project: Project, command: str, out: _Lines, shape: RunShape
         start = free[slot]
         end = start + seconds * factor
         free[slot] = end
-        events.append((start, n * 2, _justify(f"{n} of {total} START freshness of raw.{source}", "RUN")))
         timing = f" in {end - start:.2f}s"
         n_index = n - 1
         if n_index == stale:
@@ -847,14 +1029,30 @@ def _freshness_step(project: Project, command: str, out: _Lines, shape: RunShape
             label, colour = "WARN", 33
         else:
             label, colour = "PASS", 32
-        events.append((end, n * 2 + 1, _justify(f"{n} of {total} {label} freshness of raw.{source}",
-                                                out.paint(label, colour) + timing)))
+        if out.fusion is not None:
+            # format_freshness_result: Passed / Warned / Stale, and how old the data is.
+            word, age = {"ERROR STALE": ("Stale", "1d 6h"), "WARN": ("Warned", "13h 2m")}.get(label, ("Passed",
+                                                                                                    "30m"))
+            events.append((end, n * 2 + 1, f"{word:>10} [{_fusion_duration(end - start)}] source raw.{source} "
+                                           f"(last updated {age} ago)"))
+        else:
+            events.append((start, n * 2, _justify(f"{n} of {total} START freshness of raw.{source}", "RUN")))
+            events.append((end, n * 2 + 1, _justify(f"{n} of {total} {label} freshness of raw.{source}",
+                                                    out.paint(label, colour) + timing)))
         checked.append((source, {"ERROR STALE": "error", "WARN": "warn"}.get(label, "pass"), start, end, slot + 1))
     events.sort()
     for moment, _, text in events:
         out.add(moment, text)
     last = max((e[0] for e in events), default=header_end)
     end = last + 0.2
+    checked.sort(key=lambda c: (c[3], c[0]))
+    if out.fusion is not None:
+        out.add(end, "")
+        out.add(end, f"{' Execution Summary ':=^60}")
+        outcome = "with 1 error" if stale >= 0 else "successfully"
+        out.add(end, f"Finished 'source freshness' {outcome} for target '{TARGET}' [{_fusion_total(last)}]")
+        return StepLog(command, end, out.offsets, out.texts, out.stamped, out.threads, [], last - header_end,
+                       stale >= 0, header_end, sources=checked)
     out.add(end, "")
     out.add(end, f"Finished running {total} source{'s' if total != 1 else ''} in {_took(last - header_end)}.")
     out.add(end, "")
@@ -862,7 +1060,6 @@ def _freshness_step(project: Project, command: str, out: _Lines, shape: RunShape
         out.add(end, f"[{out.paint('ERROR', 31)}]: in source {sources[stale]} (models/staging/_sources.yml)")
         out.add(end, "  Status: error")
     out.add(end, "Done.")
-    checked.sort(key=lambda c: (c[3], c[0]))
     return StepLog(command, end, out.offsets, out.texts, out.stamped, out.threads, [], last - header_end,
                    stale >= 0, header_end, sources=checked)
 
@@ -924,6 +1121,9 @@ def debug_timeline(step: StepLog, project: Project, run_id: int) -> tuple[list[f
     if step.debug is not None:
         return step.debug
     step.ensure()
+    if step.fusion is not None:
+        step.debug = _fusion_debug(step, project, run_id)
+        return step.debug
     events: list[tuple[float, int, int, int, str, str]] = []   # (offset, priority, seq, kind, thread, text)
     seq = 0
 
@@ -1011,6 +1211,29 @@ def debug_timeline(step: StepLog, project: Project, run_id: int) -> tuple[list[f
     return step.debug
 
 
+def _fusion_debug(step: StepLog, project: Project, run_id: int) -> tuple[list[float], list[str], list[int]]:
+    """Fusion's logs/dbt.log (file_log_layer.rs): a `==== <RFC3339> | <invocation> ====` banner, then
+    `HH:MM:SS.ffffff [level]: message` — `Started model schema.alias` lines, the node result lines, the rest."""
+    banner = f"{'=' * 20} {{stamp}} | {invocation_id(run_id, step.command)} {'=' * 20}"
+    events: list[tuple[float, int, int, str]] = [(0.0, -1, _BANNER, banner)]
+    levels = {"INFO": "info ", "WARN": "warn ", "ERROR": "error"}
+    for k, text in enumerate(step.texts):
+        if not step.stamped[k]:
+            events.append((step.offsets[k], k, _RAW, text))
+            continue
+        word, _, message = text.strip().partition(" ")
+        events.append((step.offsets[k], k, _LINE, f"[{levels.get(word, 'info ')}]: {message}"))
+    for r in step.runs:
+        if r.status != "skipped":
+            node = project.nodes[r.index]
+            what = node.name if node.resource_type == "test" else f"{node.schema}.{node.name}"
+            events.append((r.start, -1, _LINE, f"[debug]: Started {node.resource_type} {what}"))
+            events.append((r.end, -1, _LINE, f"[debug]: Query executed on node {node.unique_id}:"))
+            events.append((r.end, -1, _RAW, f"select * from {node.name}"))
+    events.sort(key=lambda e: (e[0], e[1]))
+    return [e[0] for e in events], [e[3] for e in events], [e[2] for e in events]
+
+
 def render_debug(step: StepLog, began: float, upto: float, tail: int | None = None, project: Project | None = None,
                  run_id: int = 0) -> str:
     """The debug-level log up to `upto` seconds after the step began (the last `tail` lines when given)."""
@@ -1025,7 +1248,9 @@ def render_debug(step: StepLog, began: float, upto: float, tail: int | None = No
             continue
         stamp = datetime.fromtimestamp(began + offsets[k], UTC).strftime("%H:%M:%S.%f")
         if kind == _BANNER:
-            lines.append(texts[k].replace("{stamp}", stamp))
+            moment = datetime.fromtimestamp(began + offsets[k], UTC)
+            lines.append(texts[k].replace("{stamp}", moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if "=" * 30 not in
+                                          texts[k] else stamp))
         elif kind == _DONE:
             lines.append(f"{stamp} [debug] [MainThread]: {texts[k].replace('{at}', stamp)}")
         else:

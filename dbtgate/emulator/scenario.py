@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from dbtgate.emulator.project import SAMPLE_PACKAGE, NodeResult, ProjectSpec, sample_node
+from dbtgate.emulator.project import FUSION_VERSION, SAMPLE_PACKAGE, NodeResult, ProjectSpec, sample_node
 
 ENDPOINTS = frozenset({"trigger", "rerun", "retry", "retry_details", "get_run", "list_runs", "cancel",
                        "list_artifacts", "get_artifact", "get_job", "list_jobs", "get_step", "get_job_artifact",
@@ -127,6 +127,7 @@ class JobSpec:
     cron: str | None = None
     dbt_version: str = "latest"            # the job's dbt version ("latest", "latest-fusion", "1.10", "2.0")
     engine: str = "core"                   # core | fusion: which dbt the runs speak (from dbt_version or `engine`)
+    fusion_version: str = FUSION_VERSION   # what a Fusion run reports (its log banner, run_results.json shape)
 
     @property
     def fusion(self) -> bool:
@@ -295,6 +296,10 @@ def _parse_job(item: Any, index: int) -> JobSpec:
         kwargs["warnings"] = _node_results(item["warnings"], f"{where}.warnings", "warn", shaped)
     if "dbt_version" in item:
         kwargs["dbt_version"] = str(item["dbt_version"])
+    if "fusion_version" in item:
+        kwargs["fusion_version"] = str(item["fusion_version"])
+    elif str(kwargs.get("dbt_version", "")).startswith("2."):
+        kwargs["fusion_version"] = str(kwargs["dbt_version"])
     engine = str(item.get("engine", "fusion" if is_fusion_version(kwargs.get("dbt_version", "")) else "core"))
     if engine not in ("core", "fusion"):
         raise ScenarioError(f"{where}.engine must be core or fusion")

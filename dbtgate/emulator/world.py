@@ -20,7 +20,7 @@ from typing import Any
 from dbtgate.clock import Clock
 from dbtgate.emulator import project as dbt
 from dbtgate.emulator.project import NodeResult, Project, RunShape, StepLog
-from dbtgate.emulator.scenario import JobSpec, Scenario
+from dbtgate.emulator.scenario import JobSpec, Scenario, is_fusion_version
 
 QUEUED, STARTING, RUNNING, SUCCESS, ERROR, CANCELLED = 1, 2, 3, 10, 20, 30
 HUMANIZED = {QUEUED: "Queued", STARTING: "Starting", RUNNING: "Running", SUCCESS: "Success", ERROR: "Error",
@@ -491,8 +491,8 @@ class World:
             files["manifest.json"] = (planned, begin)
             if planned.log.sources or verb == "source":
                 files["sources.json"] = (planned, begin)
-            if planned.results:
-                files["run_results.json"] = (planned, begin)
+            if planned.results or dbt.builds_nodes(planned.command or ""):
+                files["run_results.json"] = (planned, begin)   # dbt writes one even when nothing was selected
                 nodes = record.project.nodes
                 for r in planned.log.runs:
                     if nodes[r.index].resource_type == "model" and r.status != "skipped":
@@ -555,7 +555,10 @@ class World:
 
     def _fusion_or_core_results(self, record: RunRecord, planned: PlannedStep, began: float,
                                 env: dict[str, str]) -> dict[str, Any]:
-        return dbt.run_results_json(record.project, planned.log, began, record.id, env, record.threads)
+        results = dbt.run_results_json(record.project, planned.log, began, record.id, env, record.threads)
+        if planned.log.fusion is not None:
+            return dbt.fusion_run_results(results, planned.log.fusion)
+        return results
 
     def job_artifact(self, job_id: int, path: str) -> dict[str, Any] | str | None:
         """GET jobs/{id}/artifacts/{path}: the file from the job's latest successful run that has it."""
@@ -626,7 +629,7 @@ class World:
         record = RunRecord(
             id=run_id, job=job, created=self.now() if created is None else created, trigger=trigger,
             steps=self._plan_steps(job, project, commands, outcome, generate_docs, attempt, run_id, rng, threads,
-                                   only, sha, branch),
+                                   only, sha, branch, self._fusion_of(job, body)),
             outcome=outcome, timeout_seconds=timeout_seconds, git_sha=sha, git_branch=branch, project=project,
             colour=bool(spec and spec.colour), queue_seconds=queue, finalize_seconds=finalize, retry_of=retry_of,
             history=history, threads=threads, dbt_version=self._run_version(job, body),
@@ -634,6 +637,16 @@ class World:
         )
         self._runs[run_id] = record
         return record
+
+    @staticmethod
+    def _fusion_of(job: JobSpec, body: dict[str, Any]) -> str | None:
+        """The Fusion version a run executes on (the job's engine, or a Fusion dbt_version_override), else None."""
+        override = body.get("dbt_version_override")
+        if override is not None:
+            if is_fusion_version(str(override)):
+                return str(override) if str(override).startswith("2.") else job.fusion_version
+            return None
+        return job.fusion_version if job.fusion else None
 
     @staticmethod
     def _run_version(job: JobSpec, body: dict[str, Any]) -> str:
@@ -645,7 +658,7 @@ class World:
     @staticmethod
     def _plan_steps(job: JobSpec, project: Project, commands: tuple[str, ...], outcome: str, generate_docs: bool,
                     attempt: int, run_id: int, rng: random.Random, threads: int, only: frozenset[str] | None,
-                    sha: str, branch: str) -> tuple[PlannedStep, ...]:
+                    sha: str, branch: str, fusion: str | None = None) -> tuple[PlannedStep, ...]:
         spec = job.project
         factor = 1.0
         if job.duration_spread:
@@ -662,7 +675,8 @@ class World:
                  for name in SETUP_STEPS]
         if project.packages and not any(c.split()[:2] == ["dbt", "deps"] for c in commands):
             steps.append(PlannedStep(dbt.step_name("dbt deps"), "dbt deps",
-                                     dbt.command_step(project, "dbt deps", RunShape(f"{run_id}", target=None))))
+                                     dbt.command_step(project, "dbt deps", RunShape(f"{run_id}", target=None),
+                                                      fusion=fusion)))
         all_commands = list(commands) + (["dbt docs generate"] if generate_docs else [])
         building = [i for i, command in enumerate(all_commands) if dbt.builds_nodes(command)]
         failing: int | None = None
@@ -697,6 +711,7 @@ class World:
                 shape = RunShape(seed=shape.seed, factor=factor, target=step_target, threads=threads,
                                  failing=failing_ids, failures=explicit, jitter_seed=jitter)
             log = dbt.command_step(project, command, shape, only=selection, warnings=warnings, colour=colour,
+                                   fusion=fusion,
                                    fails=fails, run_id=run_id)
             results = log.results(project)
             steps.append(PlannedStep(dbt.step_name(command), command, log, results, fails or log.fails))
