@@ -35,7 +35,8 @@ def finished(api: Api, clock: VirtualClock, job_id: int, **body: Any) -> dict[st
 
 
 def command_step(run: dict[str, Any]) -> dict[str, Any]:
-    return [s for s in run["run_steps"] if s["name"].startswith("Invoke dbt with `dbt build")][-1]
+    step: dict[str, Any] = [s for s in run["run_steps"] if s["name"].startswith("Invoke dbt with `dbt build")][-1]
+    return step
 
 
 def body_lines(logs: str) -> list[str]:
