@@ -14,7 +14,7 @@ import requests
 from dbtgate.clock import VirtualClock
 from dbtgate.emulator import load_scenario
 from dbtgate.emulator.server import RequestLog
-from tests.conftest import TOKEN, Api, EmulatorFactory
+from tests.conftest import REFERENCE, TOKEN, Api, EmulatorFactory
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "fusion"
 PREFIX = re.compile(r"^\d\d:\d\d:\d\d {6}(INFO|WARN|ERROR)( |$)")
@@ -291,13 +291,11 @@ def test_the_manifest_has_what_dbt_cores_loader_requires(emulator_factory: Emula
         assert set(node["checksum"]) == {"name", "checksum"} and node["config"]["materialized"]
     for source in manifest["sources"].values():
         assert all(key in source for key in SOURCE_REQUIRED), source["unique_id"]
-    reference = Path("/work/shared/reference/dbt-core-run/manifest.json")
-    if reference.exists():
-        real = json.loads(reference.read_text())
-        assert set(real) - {"functions"} <= set(manifest)
-        real_model = next(n for n in real["nodes"].values() if n["resource_type"] == "model")
-        ours = next(n for n in manifest["nodes"].values() if n["resource_type"] == "model")
-        assert set(real_model) - {"compiled", "compiled_code", "extra_ctes", "extra_ctes_injected"} <= set(ours)
+    real = json.loads((REFERENCE / "dbt-core-run" / "manifest.json").read_text())
+    assert set(real) - {"functions"} <= set(manifest)
+    real_model = next(n for n in real["nodes"].values() if n["resource_type"] == "model")
+    ours = next(n for n in manifest["nodes"].values() if n["resource_type"] == "model")
+    assert set(real_model) - {"compiled", "compiled_code", "extra_ctes", "extra_ctes_injected"} <= set(ours)
 
 
 def test_debug_logs_are_at_debug_level(api: Api, clock: VirtualClock) -> None:
