@@ -8,6 +8,7 @@ arguments, from flags and DBT_CLOUD_* variables. Both become the same raw mappin
 from __future__ import annotations
 
 import argparse
+import difflib
 import errno
 import json
 import os
@@ -35,8 +36,10 @@ from dbtgate.watch.progress import describe
 EXIT_CODES_HELP = """exit codes:
   0  the run succeeded (or was triggered without waiting, or failure_on_error is false)
   1  the run did not succeed: error, cancelled, still running at the timeout, or older than max_age
-  2  bad input or configuration (or a job name that matches no job, or several); nothing was triggered
-  3  dbt Cloud could not be used: authentication, not found, or the API kept failing
+  2  bad input: a value dbtgate refuses, or a token, account, job, run or URL that dbt Cloud refuses at the
+     first call (a job name that matches no job, or several); nothing was triggered. Fix the input; do not retry
+  3  dbt Cloud could not be used: it kept failing (5xx, time-outs, lost connections) or a run could no longer
+     be watched. Retrying later may help
   130/143  interrupted by SIGINT/SIGTERM (the run is cancelled first unless told otherwise)
 """
 # ---- entry ----------------------------------------------------------------------------------------------------
@@ -53,7 +56,9 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         parser.print_help(stderr)
         return ExitStatus.BAD_CONFIG
     try:
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:
+            _unknown_flags(getattr(args, "parser", parser), unknown)
     except SystemExit as exit_:  # --help / --version (0), or a usage error argparse already explained
         return ExitStatus.SUCCESS if not exit_.code else ExitStatus.BAD_CONFIG
     handler: Any = args.handler
@@ -71,23 +76,23 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="trigger a job and wait for the run (the gate)", epilog=EXIT_CODES_HELP,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     _input_flags(run, "run")
-    run.set_defaults(handler=cmd_gate)
+    run.set_defaults(parser=run, handler=cmd_gate)
 
     wait = commands.add_parser("wait", help="wait on an existing run and gate on it", epilog=EXIT_CODES_HELP,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
     wait.add_argument("run_id", metavar="RUN_ID")
     _input_flags(wait, "wait")
-    wait.set_defaults(handler=cmd_gate)
+    wait.set_defaults(parser=wait, handler=cmd_gate)
 
     status = commands.add_parser("status", help="show a run's status")
     status.add_argument("run_id", metavar="RUN_ID")
     _input_flags(status, "status")
-    status.set_defaults(handler=cmd_status)
+    status.set_defaults(parser=status, handler=cmd_status)
 
     cancel = commands.add_parser("cancel", help="cancel a run")
     cancel.add_argument("run_id", metavar="RUN_ID")
     _input_flags(cancel, "cancel")
-    cancel.set_defaults(handler=cmd_cancel)
+    cancel.set_defaults(parser=cancel, handler=cmd_cancel)
 
     emulator = commands.add_parser("emulator", help="serve a local dbt Cloud API emulator until Ctrl-C")
     emulator.add_argument("--port", type=int, default=8765, help="port to listen on (0: any free port)")
@@ -96,12 +101,23 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument("--scenario", help="scenario YAML file (default: the built-in demo scenario)")
     emulator.add_argument("--time-scale", type=float, help="emulated seconds per real second")
     emulator.add_argument("--tls", action="store_true", help="serve HTTPS with a throwaway self-signed certificate")
-    emulator.set_defaults(handler=cmd_emulator)
+    emulator.set_defaults(parser=emulator, handler=cmd_emulator)
 
     demo = commands.add_parser("demo", help="watch dbtgate gate two jobs on the built-in emulator")
     demo.add_argument("--out", default="dbtgate-demo", help="folder for the outputs, summaries and artifacts")
-    demo.set_defaults(handler=cmd_demo)
+    demo.set_defaults(parser=demo, handler=cmd_demo)
     return parser
+
+
+def _unknown_flags(parser: argparse.ArgumentParser, unknown: list[str]) -> None:
+    """A mistyped flag: the command's own usage, and the flag that was probably meant (argparse says neither)."""
+    known = [option for action in parser._actions for option in action.option_strings]
+    hints = []
+    for word in unknown:
+        if word.startswith("-"):
+            close = difflib.get_close_matches(word.split("=", 1)[0], known, n=1, cutoff=0.6)
+            hints.append(f"{word} (did you mean {close[0]}?)" if close else word)
+    parser.error("unrecognized arguments: " + (", ".join(hints) if hints else " ".join(unknown)))
 
 
 def _input_flags(parser: argparse.ArgumentParser, command: str) -> None:
@@ -159,7 +175,7 @@ def _raw_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[di
             value = next((env[var] for var in spec.env_vars if env.get(var)), None)
         raw[spec.name] = value if value is not None else spec.default
         labels[spec.name] = spec.flag + (f" (or {spec.env_vars[0]})" if spec.env_vars else "")
-    labels["run_id"] = "RUN_ID (dbtgate wait RUN_ID)"
+    labels["run_id"] = "`dbtgate wait RUN_ID`"   # `run` has no run id: waiting on one is `wait`'s job
     run_id = getattr(args, "run_id", None)
     if run_id is not None:
         raw["run_id"] = str(run_id)
@@ -216,6 +232,9 @@ def _one_run(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, s
     try:
         run = call(client, run_id, client.clock.monotonic() + client.api_timeout * 3)
     except (ApiError, DeadlineExceeded) as error:
+        if isinstance(error, ApiError) and error.kind.is_mistake:
+            workflow.error(str(error), title="dbtgate: bad input")
+            return ExitStatus.BAD_CONFIG
         workflow.error(str(error), title="dbt Cloud API failed")
         return ExitStatus.API_FAILED
     message = f" — {' '.join(run.status_message.split())}" if run.status_message else ""

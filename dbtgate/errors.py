@@ -34,6 +34,15 @@ class ApiErrorKind(StrEnum):
     UNAVAILABLE = "unavailable"   # 5xx, time-outs, lost connections that persisted: an outage
     TOO_LARGE = "too_large"       # an answer past dbtgate's size limit
     TLS = "tls"                   # no trusted TLS connection
+    NO_SUCH_HOST = "no_such_host"  # the URL's host name does not exist
+    NOT_DBT_CLOUD = "not_dbt_cloud"  # the host answers, but not as dbt Cloud's API does (an HTML 404)
+
+    @property
+    def is_mistake(self) -> bool:
+        """A configuration mistake (a wrong token, id or URL), not an outage: retrying cannot help. Found at the
+        first call, it is bad input (exit 2), naming the input to fix."""
+        return self in (ApiErrorKind.AUTH, ApiErrorKind.NOT_FOUND, ApiErrorKind.NO_SUCH_HOST,
+                        ApiErrorKind.NOT_DBT_CLOUD)
 
     @property
     def loses_the_run(self) -> bool:

@@ -62,8 +62,9 @@ def parse_bool(text: str) -> bool:
     raise ValueError(f"{text!r} is not a boolean: use true or false")
 
 
-def parse_duration(text: str) -> float:
-    """Seconds from "90", "90s", "500ms", "45m", "2h", "1h30m", "1.5h" or "2 hours"; positive and finite."""
+def parse_duration(text: str, allow_zero: bool = False) -> float:
+    """Seconds from "90", "90s", "500ms", "45m", "2h", "1h30m", "1.5h" or "2 hours"; positive (or, with
+    `allow_zero`, zero — for a caller that says what the range is) and finite."""
     cleaned = text.strip().lower().replace(" ", "")
     if not cleaned:
         raise ValueError("is empty: use seconds or a duration such as 45m or 2h")
@@ -73,7 +74,7 @@ def parse_duration(text: str) -> float:
             break
         total += float(match.group(1)) * _UNITS[match.group(2)]
         position = match.end()
-    if position != len(cleaned) or not total > 0 or not math.isfinite(total):
+    if position != len(cleaned) or not (total >= 0 if allow_zero else total > 0) or not math.isfinite(total):
         raise ValueError(f"{shown(text)} is not a duration: use seconds (3600) or a duration such as 30s, 45m, 2h, "
                          "1h30m, written with the digits 0-9")
     return total
@@ -81,7 +82,7 @@ def parse_duration(text: str) -> float:
 
 def parse_bounded_duration(text: str, minimum: float, maximum: float, hint: str = "") -> float:
     """parse_duration, then within [minimum, maximum]; the message says the limits in the units people use."""
-    seconds = parse_duration(text)
+    seconds = parse_duration(text, allow_zero=True)   # "0" is a duration, and out of range: say that
     if not minimum <= seconds <= maximum:
         side = f"below the minimum of {_human(minimum)}" if seconds < minimum else \
             f"above the maximum of {_human(maximum)}"
@@ -97,7 +98,7 @@ def shown(text: str, limit: int = 40) -> str:
 def parse_interval(text: str, minimum: float = MIN_INTERVAL) -> float:
     """The longest pause between polls. Refused, not clamped, below the floor: a value like 0.001 is a mistake
     (milliseconds? minutes?) whose intent dbtgate cannot guess, and exit 2 costs nothing while nothing ran yet."""
-    seconds = parse_duration(text)
+    seconds = parse_duration(text, allow_zero=True)
     if seconds < minimum:
         raise ValueError(f"{text!r} is {_human(seconds)}, below the minimum of {_human(minimum)}: polling faster "
                          "finds the end of a run no sooner and spends dbt Cloud's rate limit (5,000 requests a "
@@ -186,7 +187,12 @@ def parse_steps(text: str) -> tuple[str, ...]:
         try:
             loaded = yaml.safe_load(stripped)
         except yaml.YAMLError as error:
-            raise ValueError(f"is not a valid YAML list ({error.__class__.__name__})") from error
+            mark = getattr(error, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            problem = getattr(error, "problem", None) or error.__class__.__name__
+            raise ValueError(f"is not a valid YAML list: {problem}{where}. Write it as a flow list such as "
+                             "[\"dbt seed\", \"dbt build --select tag:daily\"], or one dbt command per line"
+                             ) from error
         if not isinstance(loaded, list) or not all(isinstance(item, str) for item in loaded):
             raise ValueError("must be a list of dbt commands, e.g. [\"dbt seed\", \"dbt build\"]")
         steps = [item.strip() for item in loaded]

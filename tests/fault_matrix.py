@@ -49,6 +49,7 @@ class Observed:
     summary: str
     outputs: dict[str, str]
     emulator: Emulator
+    workdir: Path                   # the workspace the gate ran in (artifacts are saved under it)
 
     def matches(self, case: Case) -> bool:
         return (self.outcome, self.exit_code, self.runs_created, self.cancel_sent, self.token_leaked,
@@ -204,4 +205,4 @@ def run_gate(emulator: Emulator, clock: VirtualClock, inputs: dict[str, str],
     return Observed(outcome=parsed["outcome"], exit_code=code, runs_created=len(emulator.world.run_ids()),
                     cancel_sent=bool(emulator.log.cancels()), token_leaked=leaked, injected=injected_commands(log),
                     requests=len(emulator.log.all()), virtual_seconds=clock.monotonic() - started, log=log,
-                    summary=summary_text, outputs=parsed, emulator=emulator)
+                    summary=summary_text, outputs=parsed, emulator=emulator, workdir=workdir)

@@ -154,3 +154,20 @@ def test_the_emulator_on_a_taken_port_says_what_to_do(emulator_factory: Emulator
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert f"cannot listen on 127.0.0.1:{taken.port}" in result.stderr and "--port 0" in result.stderr
+
+
+def test_a_mistyped_flag_gets_the_command_s_usage_and_a_did_you_mean() -> None:
+    result = cli("run", "--job-idd", "3")
+    assert result.returncode == 2
+    assert "usage: dbtgate run" in result.stderr and "did you mean --job-id?" in result.stderr
+
+
+def test_run_help_speaks_in_flags_not_action_input_names() -> None:
+    text = cli("run", "--help").stdout
+    assert "dbt_cloud_job_name" not in text and "--job-name" in text
+    assert "`dbtgate wait RUN_ID`" not in text or "RUN_ID" in text
+
+
+def test_an_empty_job_id_points_at_dbtgate_wait_not_a_flag_run_does_not_have() -> None:
+    result = cli("run", env={"DBT_CLOUD_API_TOKEN": TOKEN, "DBT_CLOUD_ACCOUNT_ID": "1"})
+    assert result.returncode == 2 and "dbtgate wait RUN_ID" in result.stderr and "--run-id" not in result.stderr

@@ -23,6 +23,7 @@ from dbtgate.parsers import (
     parse_interval,
     parse_non_negative_int,
     parse_positive_int,
+    parse_steps,
     parse_timeout,
     resolve_artifacts_dir,
 )
@@ -310,3 +311,13 @@ def test_every_problem_still_comes_at_once() -> None:
                      api_timeout="0.001", timeout="inf", dbt_cloud_token="t€k", artifacts_dir="../x",
                      threads_override="99999", github_pull_request_id=str(2**63))
     assert len(found) == 9
+
+
+def test_zero_is_a_duration_out_of_range_not_a_non_duration() -> None:
+    with pytest.raises(ValueError, match="below the minimum"):
+        parse_timeout("0")
+
+
+def test_a_bad_steps_override_says_where_and_how_to_write_it() -> None:
+    with pytest.raises(ValueError, match=r"line 1, column \d+.*\[\"dbt seed\""):
+        parse_steps('["dbt seed", "dbt build')

@@ -43,6 +43,7 @@ class DbtCloudClient:
                  rand: Callable[[], float] = random.random, max_body: int = API_BODY_LIMIT) -> None:
         self.base_url = base_url.rstrip("/")
         self.host = urlsplit(self.base_url).netloc
+        self.host_name = urlsplit(self.base_url).hostname or self.host
         self.account_id = account_id
         self.api_timeout = api_timeout
         self.clock = clock
@@ -132,6 +133,13 @@ class DbtCloudClient:
                 runs.append(run)
         return runs
 
+    def account_ids(self, *, deadline: float) -> list[int]:
+        """The accounts this token can use (GET /api/v2/accounts/), to tell a wrong account id from a wrong job."""
+        data = self._call("GET", "/accounts/", what="the accounts of this token", deadline=deadline,
+                          validate=lambda d: None if isinstance(d, list) else "the account list is not a list")
+        return [item["id"] for item in data if isinstance(item, dict) and isinstance(item.get("id"), int)
+                and not isinstance(item.get("id"), bool)]
+
     def cancel_run(self, run_id: int, *, deadline: float) -> Run:
         # Cancelling twice is harmless, so the cancel POST may be retried like a read.
         data = self._call("POST", f"runs/{run_id}/cancel/", json_body={}, idempotent=True, what=f"run {run_id}",
@@ -165,6 +173,8 @@ class DbtCloudClient:
 
     # ---- the one HTTP path --------------------------------------------------------------------------------
     def _url(self, path: str) -> str:
+        if path.startswith("/"):
+            return f"{self.base_url}/api/v2{path}"   # outside the account (the accounts list)
         return f"{self.base_url}/api/v2/accounts/{self.account_id}/{path}"
 
     def _call(self, method: str, path: str, *, what: str, deadline: float, params: dict[str, Any] | None = None,
@@ -228,6 +238,8 @@ class DbtCloudClient:
             return f"the answer was too large ({attempt.detail})"
         if attempt.failure is AttemptFailure.TLS:
             return f"the TLS handshake with {self.host} failed (certificate not trusted?)"
+        if attempt.failure is AttemptFailure.NO_SUCH_HOST:
+            return f"the host name {self.host_name} does not exist"
         message = _user_message(response)
         return f"HTTP {attempt.status}" + (f" {message}" if message else "")
 
@@ -239,6 +251,16 @@ class DbtCloudClient:
                       else "No real answer to this request is that large; check https://status.getdbt.com.")
             return ApiError(f"dbt Cloud at {self.host} sent {attempt.detail} for {what}; dbtgate stopped reading "
                               f"it to keep its memory and disk bounded. {advice}", kind=ApiErrorKind.TOO_LARGE)
+        if attempt.failure is AttemptFailure.NO_SUCH_HOST:
+            return ApiError(f"input `dbt_cloud_url`: the host name {self.host_name} does not exist (the DNS resolver "
+                            "says so), so there is no dbt Cloud to ask. Check the URL for a typo: it is your access "
+                            "URL from dbt Cloud → Account settings → Account information, e.g. "
+                            "https://ab123.us1.dbt.com.", kind=ApiErrorKind.NO_SUCH_HOST)
+        if status == 404 and not _is_dbt_cloud(response):
+            return ApiError(f"input `dbt_cloud_url`: {self.host} answered 404 with a page that is not dbt Cloud's "
+                            "API (no dbt Cloud error envelope), so it is not a dbt Cloud host. Set dbt_cloud_url to "
+                            "your access URL, e.g. https://ab123.us1.dbt.com, with no path.",
+                            status=404, kind=ApiErrorKind.NOT_DBT_CLOUD)
         if attempt.failure is AttemptFailure.TLS:
             return ApiError(f"Could not make a trusted TLS connection to {self.host}. If you use a private CA, "
                               "set REQUESTS_CA_BUNDLE to its certificate file.", kind=ApiErrorKind.TLS)
@@ -247,19 +269,25 @@ class DbtCloudClient:
                 f"dbt Cloud at {self.host} answered 401 {message or 'Invalid token.'} Either the token is wrong or "
                 "expired, or your account is not served by this host: accounts now have their own access URL "
                 "(dbt Cloud → Account settings → Account information, e.g. https://ab123.us1.dbt.com) and the "
-                "legacy hosts answer 'Invalid token.' for accounts that moved. Set dbt_cloud_url to your access "
-                "URL and check dbt_cloud_token.", status=401, kind=ApiErrorKind.AUTH)
+                "legacy hosts answer 'Invalid token.' for accounts that moved. Set input `dbt_cloud_url` to your "
+                "access URL and check input `dbt_cloud_token`.", status=401, kind=ApiErrorKind.AUTH)
         if status == 403:
             return ApiError(f"dbt Cloud at {self.host} refused access to {what} (403 {message}). The token is valid "
-                              "but lacks permission: a service token needs the Job Admin or Job Runner permission "
-                              "set for this project.", status=403, kind=ApiErrorKind.AUTH)
+                              "but lacks permission: give input `dbt_cloud_token` a service token with the Job Admin "
+                              "or Job Runner permission set for this project.", status=403, kind=ApiErrorKind.AUTH)
         if status == 404:
-            inputs = "run_id" if what.startswith("run") else "dbt_cloud_job_id" if what.startswith("job") else "the ids"
+            inputs = ("input `run_id`" if what.startswith("run") else "input `dbt_cloud_job_id`"
+                      if what.startswith("job") else "the ids")
             return ApiError(f"dbt Cloud at {self.host} found no {what} in account {self.account_id} (404 "
-                              f"{message}). Check dbt_cloud_account_id and {inputs}, and that the token belongs to "
-                              "this account.", status=404, kind=ApiErrorKind.NOT_FOUND)
+                            f"{message}). Check {inputs} and input `dbt_cloud_account_id`, and that the token "
+                            "belongs to this account.", status=404, kind=ApiErrorKind.NOT_FOUND)
         return ApiError(f"dbt Cloud at {self.host} rejected the request for {what}: HTTP {status} {message}",
                           status=status, kind=ApiErrorKind.REJECTED)
+
+
+def _is_dbt_cloud(response: Response | None) -> bool:
+    """The answer has dbt Cloud's envelope ({"status": {...}, "data": ...}): it came from dbt Cloud's API."""
+    return response is not None and isinstance(response.body, dict) and isinstance(response.body.get("status"), dict)
 
 
 def _user_message(response: Response | None) -> str:

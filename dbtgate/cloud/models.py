@@ -103,6 +103,14 @@ class RunStep:
         return self.status_code == RunStatus.ERROR
 
 
+def engine_of(dbt_version: str) -> str:
+    """Which engine a dbt version names: "fusion" (latest-fusion, 2.x), "dbt-core" (1.x), or "" (e.g. "latest")."""
+    version = dbt_version.strip().lower()
+    if "fusion" in version or version.startswith("2."):
+        return "fusion"
+    return "dbt-core" if version.startswith("1.") else ""
+
+
 def humanize_status(code: int) -> str:
     try:
         return RunStatus(code).humanized
@@ -135,6 +143,7 @@ class Run:
     retry_not_supported_reason: str = ""
     retrying_run_id: int | None = None
     project_id: int | None = None
+    dbt_version: str = ""           # the run's dbt version ("1.10", "latest", "latest-fusion", "2.0.0-preview.N")
     # What the run was triggered with (git_sha, *_override, steps_override, ...), from `trigger`; empty when the
     # API did not include it.
     trigger_fields: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -175,6 +184,7 @@ class Run:
             retry_not_supported_reason=_str(data.get("retry_not_supported_reason")),
             retrying_run_id=_int_or_none(data.get("retrying_run_id")),
             project_id=_int_or_none(data.get("project_id")),
+            dbt_version=_str(data.get("dbt_version")) or (_str(job.get("dbt_version")) if job else ""),
             trigger_fields=dict(trigger),
         )
 
@@ -196,6 +206,11 @@ class Run:
     @property
     def succeeded(self) -> bool:
         return self.status is RunStatus.SUCCESS
+
+    @property
+    def engine_hint(self) -> str:
+        """"fusion" when the run's dbt version names the Fusion engine (dbt 2.x), "dbt-core" for 1.x, "" unknown."""
+        return engine_of(self.dbt_version)
 
     @property
     def failed_step(self) -> RunStep | None:

@@ -30,6 +30,7 @@ class AttemptFailure(StrEnum):
     BAD_BODY = "bad_body"                  # an answer that is not what was asked for
     TOO_LARGE = "too_large"
     TLS = "tls"
+    NO_SUCH_HOST = "no_such_host"          # the resolver says the name does not exist: a typo, not an outage
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def classify(attempt: Attempt, *, idempotent: bool) -> Verdict:
     A POST is retried only when it certainly did not reach dbt Cloud (no connection, or 429 which rejects it
     before work). Anything else that went wrong after sending it is ambiguous: the run may have been created.
     """
-    if attempt.failure == AttemptFailure.TLS:
+    if attempt.failure in (AttemptFailure.TLS, AttemptFailure.NO_SUCH_HOST):
         return Verdict.FAIL
     if attempt.failure == AttemptFailure.TOO_LARGE:
         # A huge answer to a POST still means the POST arrived: the run may exist.

@@ -181,6 +181,8 @@ class Transport:
         except requests.exceptions.ReadTimeout:
             return Attempt(failure=AttemptFailure.READ_TIMEOUT)
         except requests.exceptions.ConnectionError as error:
+            if _no_such_host(error):
+                return Attempt(failure=AttemptFailure.NO_SUCH_HOST)
             return Attempt(failure=AttemptFailure.CONNECT if _never_sent(error) else AttemptFailure.CONNECTION_LOST)
         except requests.exceptions.RequestException:
             return Attempt(failure=AttemptFailure.CONNECTION_LOST)
@@ -222,6 +224,24 @@ class Transport:
 
 def megabytes(size: int) -> str:
     return f"{size / 1024 / 1024:,.0f} MB"
+
+
+def _no_such_host(error: BaseException) -> bool:
+    """True when the resolver answered that the host name does not exist (EAI_NONAME / EAI_NODATA): a mistyped
+    URL. A resolver that could not answer (EAI_AGAIN, no network) is an outage instead, and is retried."""
+    seen: set[int] = set()
+    stack: list[BaseException] = [error]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, socket.gaierror):
+            return current.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME))
+        stack += [arg for arg in current.args if isinstance(arg, BaseException)]
+        stack += [link for link in (current.__cause__, current.__context__, getattr(current, "reason", None))
+                  if isinstance(link, BaseException)]
+    return False
 
 
 def _never_sent(error: requests.exceptions.ConnectionError) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 
-from dbtgate.artifacts import ArtifactReport, collect_artifacts
+from dbtgate.artifacts import ArtifactReport, NodeIssue, collect_artifacts, result_steps
 from dbtgate.clock import Clock
 from dbtgate.cloud.interface import CloudApi
 from dbtgate.cloud.models import Job, Run, humanize_status
@@ -32,6 +32,7 @@ from dbtgate.gate.trigger import find_reusable, retry_once, should_rerun, trigge
 from dbtgate.logs import get_logger
 from dbtgate.outcome import Outcome
 from dbtgate.signals import Interrupted
+from dbtgate.watch.dbtlog import scan
 from dbtgate.watch.progress import format_seconds
 from dbtgate.watch.watcher import RunWatcher, Watch
 
@@ -91,6 +92,8 @@ class Gate:
         except ConfigError as problem:
             return state.result(Outcome.CONFIG_ERROR, str(problem))
         except ApiError as failure:
+            if failure.kind.is_mistake and state.run is None and state.may_have_created is None:
+                return self._mistake(state, failure)   # nothing was started: it is bad input, not an outage
             return endings.finish(state, Ending.API_FAILED, Cause(failure=failure))
         except Interrupted as interrupted:
             return endings.finish(state, Ending.INTERRUPTED, Cause(signal=interrupted))
@@ -148,6 +151,23 @@ class Gate:
                                     "workflow.")
         return run
 
+    def _mistake(self, state: GateState, failure: ApiError) -> GateResult:
+        """A wrong token, id or URL found at the first call: bad input (exit 2) naming the input to fix. A 404 for
+        the job asks which of the ids is wrong: the account (not one this token can use) or the job."""
+        config, clock = self.tools.config, self.tools.clock
+        detail = str(failure)
+        if failure.kind is ApiErrorKind.NOT_FOUND and config.run_id is None:
+            try:
+                usable = self.tools.client.account_ids(deadline=min(state.hard_end,
+                                                                    clock.monotonic() + 2 * config.api_timeout))
+            except (ApiError, DeadlineExceeded):
+                usable = []
+            if usable and config.account_id not in usable:
+                shown = ", ".join(str(account) for account in usable[:10])
+                detail = (f"input `dbt_cloud_account_id`: {config.account_id} is not an account this token can use "
+                          f"(it can use {shown}). Set it to the number after /deploy/ in your dbt Cloud URLs.")
+        return state.result(Outcome.CONFIG_ERROR, detail)
+
     # ---- wait and decide ----------------------------------------------------------------------------------------
     def _wait(self, state: GateState, run: Run) -> Watch:
         """Watch the run to its end, the deadline, or (fail_fast) its first failed node; the state always knows
@@ -173,8 +193,26 @@ class Gate:
                                    directory=config.artifacts_dir if wants_files else None,
                                    fetch_catalog=config.fetch_catalog and wants_files,
                                    extra=config.extra_artifacts if wants_files else (),
-                                   max_bytes=config.max_artifact_size, deadline=deadline, secrets=(config.token,))
+                                   max_bytes=config.max_artifact_size, deadline=deadline, secrets=(config.token,),
+                                   steps=result_steps(run.steps), from_log=logged_failures(run))
         if wants_files:
             for path in report.missing:
                 log.warning(f"Run {run.id} produced no {path}; nothing to download (a warning, not a failure).")
         return report
+
+
+def logged_failures(run: Run) -> tuple[NodeIssue, ...]:
+    """The failed nodes the failed steps' logs show, with dbt's message and file where the log has them: what
+    the results lack on Fusion runs (no message; error results can be left out)."""
+    found: list[NodeIssue] = []
+    for step in run.steps:
+        if not (step.failed and step.logs):
+            continue
+        scanned = scan(step.logs, run.engine_hint)
+        for line in scanned.failures:
+            problem = scanned.problem_for(line)
+            found.append(NodeIssue(unique_id="", name=line.name, resource_type=line.resource_type,
+                                   status="error" if line.word == "ERROR" else "fail",
+                                   message=problem.message if problem else "", execution_time=line.seconds,
+                                   file_path=problem.path if problem else ""))
+    return tuple(found)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+from dbtgate.artifacts import NodeIssue
 from dbtgate.cloud.models import Run, iso_utc
 from dbtgate.config import GateConfig
 from dbtgate.gate.state import GateResult
@@ -24,7 +25,8 @@ OUTPUTS: tuple[tuple[str, str], ...] = (
     ("job_name", "Name of the job."),
     ("duration_seconds", "Total run duration (queue included) in seconds."),
     ("status_message", "dbt Cloud's status message (e.g. the timeout or error message)."),
-    ("failed_nodes", "JSON list of the unique ids of failed and erroring nodes."),
+    ("failed_nodes", "JSON list of the unique ids of failed and erroring nodes (resource_type.name for a node known "
+                     "only from the log, e.g. under fail_fast before dbt wrote its results)."),
     ("artifacts_dir", "Folder the artifacts were saved in, relative to the workspace (empty when none were saved)."),
     ("run_ids", "JSON list of every run waited on, retries included, oldest first."),
     ("attempts", "How many runs were waited on (1 + reruns from the point of failure)."),
@@ -56,7 +58,7 @@ def outputs_for(result: GateResult, config: GateConfig) -> dict[str, str]:
         "job_name": result.job.name if result.job else "",
         "duration_seconds": str(run.duration_seconds) if run and run.duration_seconds is not None else "",
         "status_message": run.status_message if run else "",
-        "failed_nodes": json.dumps([node.unique_id for node in failed]),
+        "failed_nodes": json.dumps([node_id(node) for node in failed]),
         "artifacts_dir": str(saved_dir) if saved_dir else "",
         "run_ids": json.dumps([attempt.id for attempt in result.attempts]),
         "attempts": str(len(result.attempts)),
@@ -71,3 +73,9 @@ def run_json(run: Run) -> dict[str, object]:
             "finished_at": iso_utc(run.finished_at) if run.is_terminal else "", "run_url": run.href,
             "git_sha": run.git_sha, "git_branch": run.git_branch, "duration_seconds": run.duration_seconds,
             "steps": [{"index": s.index, "name": s.name, "status": s.status_humanized} for s in run.steps]}
+
+
+def node_id(node: NodeIssue) -> str:
+    """A node's unique id; a node known only from dbt's log (fail_fast, before dbt wrote its results, without a
+    manifest to look it up in) is `resource_type.name`, since the log prints names, not ids."""
+    return node.unique_id or f"{node.resource_type or 'node'}.{node.name}"

@@ -56,7 +56,7 @@ def _render(result: GateResult, project_dir: str, limits: SummaryLimits) -> str:
         title = f"## {icon} dbt Cloud job {md(name)} {word} — run \\#{run.id}"
     else:
         title = f"## {icon} dbt Cloud job {md(name)} {word}"
-    parts = [title, "", md(result.headline) + "."]
+    parts = [title, "", md(result.headline).rstrip(".") + "."]
     if result.detail:
         parts += ["", f"> {md(result.detail)}"]
     if result.cancel_note:

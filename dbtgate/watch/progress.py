@@ -35,6 +35,8 @@ def describe(run: Run, progress: Progress | None = None, total_steps: int | None
     text = f"{text} — step {current.index}{of_total}: {current.name}"
     if progress is not None and progress.nodes_total:
         text += f", {progress.nodes_done} of {progress.nodes_total} nodes"
+    elif progress is not None and progress.nodes_done:
+        text += f", {progress.nodes_done} nodes done"   # Fusion says how many nodes there are only at the end
     if progress is not None and progress.remaining is not None and progress.remaining > 0:
         text += f", about {format_seconds(progress.remaining)} left"
     return text

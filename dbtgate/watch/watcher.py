@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from dbtgate.clock import Clock
-from dbtgate.cloud.models import Run, RunStatus
+from dbtgate.cloud.models import Run, RunStatus, RunStep
 from dbtgate.errors import ApiError, DeadlineExceeded
 from dbtgate.watch.progress import ProgressReporter
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from dbtgate.watch.dbtlog import LogScan, NodeLine
     from dbtgate.watch.schedule import AdaptivePolicy, Estimate, PollState, Prior
 
+UNKNOWN_AFTER = 20              # lines of a dbt step's log without one readable node line: its format is unknown
 NEW_RUN_404_GRACE = 30.0        # a brand-new run can 404 for a few seconds (a known race)
 PLAIN_INCLUDE = ("trigger",)    # the run alone; trigger for the cause in the summary
 LOGS_INCLUDE = ("run_steps", "trigger")
@@ -77,6 +78,7 @@ class _Known:
         self.log_bytes = 0                         # spent on logs (and the previous run's log)
         self.last_log_size = GUESS_LOGS
         self.failures: dict[tuple[str, str], LiveFailure] = {}
+        self.said_unknown = False                  # "its log format is unknown" is said once per run
 
     @property
     def plain_size(self) -> int:
@@ -212,10 +214,18 @@ class RunWatcher:
         if not run.steps:
             return
         current = run.steps[-1]
-        scanned = scan(current.logs)
+        hint = run.engine_hint
+        scanned = scan(current.logs, hint)
         for step in run.steps:
             if step.logs and (step.status_code == RunStatus.RUNNING or step.failed or step is current):
-                self._report_failures(run, step.index, scanned if step is current else scan(step.logs), known, now)
+                self._report_failures(run, step.index, scanned if step is current else scan(step.logs, hint), known,
+                                      now)
+        if scanned.engine == "unknown" and _invokes_dbt(current) and current.logs.count("\n") >= UNKNOWN_AFTER \
+                and not known.said_unknown:
+            known.said_unknown = True
+            self.emit(f"Run {run.id}: fail_fast and live failures are off for this run: its log format is unknown "
+                      f"(step {current.index}, {current.name!r}). dbtgate still decides by the run's status; "
+                      "please report the log's first lines to dbtgate.")
         if started is None or current.status_code != RunStatus.RUNNING:
             return
         known.logs_at = started
@@ -269,8 +279,13 @@ class RunWatcher:
             known.log_bytes += self.client.bytes_received - before
         steps = [step for step in past.steps if step.logs]
         if steps:
-            known.prior = Prior.from_scan(scan(steps[-1].logs))
+            known.prior = Prior.from_scan(scan(steps[-1].logs, past.engine_hint))
         return 2
+
+
+def _invokes_dbt(step: RunStep) -> bool:
+    """A step that runs a dbt command (not cloning the repository or writing the profile)."""
+    return "dbt " in step.name
 
 
 def _logged_at(run: Run, line: NodeLine) -> datetime | None:

@@ -130,3 +130,58 @@ def test_nodes_done_counts_result_lines_whatever_the_order_colour_or_cut(
     visible_failures = {line.name for line in scanned.failures}
     assert visible_failures <= {f"m{n}" for n in failing}
     assert all(line.word in ("ERROR", "FAIL") for line in scanned.failures)
+
+
+# ---- Fusion (dbt 2.0) and logs nobody can read --------------------------------------------------------------
+FUSION = REFERENCE.parent / "fusion"
+
+
+def test_a_failing_fusion_build_as_dbt_cloud_serves_it() -> None:
+    scanned = scan((FUSION / "failing_build.log").read_text("utf-8"))
+    assert (scanned.engine, scanned.header, scanned.finished, scanned.total, scanned.done) == (
+        "fusion", True, True, 30, 30)
+    assert [(f.word, f.resource_type, f.name) for f in scanned.failures] == [
+        ("FAIL", "test", "unique_stg_payments_payment_id"), ("ERROR", "model", "int_order_payments")]
+    test, model = (scanned.problem_for(f) for f in scanned.failures)
+    assert test is not None and test.path == "models/staging/_staging__models.yml" and "3 failed row" in test.message
+    assert model is not None and model.path == "models/intermediate/int_order_payments.sql"
+    assert "invalid identifier 'P.AMOUNT_CENTS'" in model.message, "the message's continuation lines are kept"
+    assert {line.word for line in scanned.results} == {"OK", "PASS", "WARN", "FAIL", "ERROR", "SKIP"}
+    seeds = [line for line in scanned.results if line.resource_type == "seed"]
+    assert seeds and seeds[0].seconds == 1.12
+
+
+def test_a_fusion_log_cut_before_its_banner_is_still_fusion() -> None:
+    lines = (FUSION / "failing_build.log").read_text("utf-8").splitlines()
+    cut = scan("\n".join(lines[5:20]))
+    assert cut.engine == "fusion" and not cut.header and not cut.finished and cut.done == 15
+    assert scan("\n".join(lines[5:20]), engine_hint="dbt-core").engine == "fusion", "the lines beat the hint"
+
+
+def test_fusion_durations_and_a_line_without_the_platform_prefix() -> None:
+    scanned = scan("    Failed [  5m42s] model analytics.fct_orders (incremental)\n"
+                   "   Skipped [-------] test  not_null_fct_orders_id (models/marts/x.yml:9:15)\n")
+    assert scanned.engine == "fusion"
+    failed, skipped = scanned.results
+    assert (failed.word, failed.name, failed.seconds, failed.at) == ("ERROR", "fct_orders", 342.0, None)
+    assert (skipped.word, skipped.seconds) == ("SKIP", None)
+
+
+def test_a_log_in_no_known_format_says_so() -> None:
+    scanned = scan("\n".join(f"12:00:{i:02d}  compiling node {i} of something" for i in range(30)))
+    assert scanned.engine == "unknown" and scanned.results == () and scanned.failures == ()
+
+
+def test_a_hostile_line_costs_linear_time() -> None:
+    """`4 of 9 START … model x` + 6,000 spaces + `x` took the old scanner 135 s over repeated reads (its bracket
+    pattern backtracked). Lines are capped and nothing backtracks: a thousand such lines scan in a subprocess
+    that must finish within a generous bound (a liveness check, not a benchmark)."""
+    import subprocess
+    import sys
+    code = ("from dbtgate.watch.dbtlog import scan\n"
+            "line = '21:00:00  4 of 9 START sql table model x' + ' ' * 6000 + 'x'\n"
+            "for _ in range(20): scan('\\n'.join([line] * 1000))\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    from dbtgate.watch.dbtlog import MAX_LINE
+    long = "21:00:00  1 of 2 OK created sql table model main.x " + "." * 10_000 + " [OK in 1.00s]"
+    assert scan(long).results == () or len(long) > MAX_LINE, "a line is read only up to MAX_LINE characters"

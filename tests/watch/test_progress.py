@@ -27,3 +27,12 @@ def test_progress_prints_changes_and_heartbeats_not_every_poll() -> None:
     assert "still Running" in lines[-1]
     reporter.observe(run(1, blocked_by=[5]), 500)
     assert "behind run 5" in lines[-1]
+
+
+def test_a_fusion_run_s_progress_counts_the_nodes_done() -> None:
+    """Fusion says how many nodes a run has only at its end: until then the line counts the nodes done."""
+    from dbtgate.watch.progress import describe
+    from dbtgate.watch.schedule import Progress
+    running = run(3, run_steps=[{"index": 3, "name": "Invoke dbt with `dbt build`", "status": 3, "logs": "x"}])
+    assert describe(running, Progress(41, 0, None)).endswith(", 41 nodes done")
+    assert describe(running, Progress(41, 120, None)).endswith(", 41 of 120 nodes")

@@ -66,3 +66,41 @@ def test_the_benchmark_harness_replays_a_few_runs() -> None:
         ours, fixed = replay(case, "dbtgate"), replay(case, "fixed 30s")
         assert ours.latency is not None and fixed.latency is not None
         assert ours.calls > 0 and ours.bytes > 0 and fixed.bytes > 0
+
+
+def test_a_log_the_gate_cannot_read_is_said_once_never_silently_ignored() -> None:
+    """A dbt step whose log has no line of a known format: fail_fast and live failures cannot work on it, and the
+    log says so once, while the run is still decided by its status."""
+    from dbtgate.clock import VirtualClock
+
+    unreadable = "\n".join(f"12:00:{i:02d}  something dbt printed in a format of the future {i}" for i in range(40))
+
+    def shaped(status: int, seconds: int) -> Run:
+        return Run.from_api({"id": 9, "job_definition_id": 1, "status": status, "started_at": "2026-01-01 12:00:00",
+                             "duration": f"00:{seconds // 60:02d}:{seconds % 60:02d}",
+                             "run_steps": [{"index": 1, "name": "Invoke dbt with `dbt build`", "status": 3 if status
+                                            == 3 else 20, "logs": unreadable}]})
+
+    class Cloud:
+        bytes_received = 0
+
+        def __init__(self, clock: VirtualClock) -> None:
+            self.clock = clock
+
+        def get_run(self, run_id: int, include: Any = (), *, deadline: float,
+                    not_found_grace_until: float | None = None) -> Run:
+            return shaped(20 if self.clock.monotonic() > 300 else 3, int(self.clock.monotonic()))
+
+        def list_runs(self, job_id: int, **_: Any) -> list[Run]:
+            return []
+
+        def rate_limited_recently(self, window: float = 300.0) -> bool:
+            return False
+
+    clock = VirtualClock()
+    lines: list[str] = []
+    watch = RunWatcher(Cloud(clock), clock, emit=lines.append, interval=30, api_timeout=5)
+    result = watch.wait(shaped(3, 0), deadline=3600, fail_fast=True)
+    assert result.run is not None and result.run.status_code == 20 and not result.failed_fast
+    said = [line for line in lines if "log format is unknown" in line]
+    assert len(said) == 1 and "fail_fast and live failures are off for this run" in said[0]
