@@ -31,7 +31,7 @@ from dbtgate.errors import ApiError, ConfigError, DeadlineExceeded
 from dbtgate.gate.gate import Gate
 from dbtgate.gate.state import GateResult
 from dbtgate.inputs import DEFAULT_URL, INPUT_NAMES
-from dbtgate.logs import LIBRARY_REDACTOR
+from dbtgate.logs import library_redaction
 from dbtgate.outcome import Outcome
 
 __all__ = ["ConfigError", "RunFailed", "RunResult", "cancel_run", "latest_run", "run_job", "wait_for_run"]
@@ -146,18 +146,19 @@ def _gate(options: Mapping[str, Any], *, account_id: int, token: str, url: str, 
     config = _config(options, account_id=account_id, token=token, url=url, timeout=timeout)
     clock = clock or SystemClock()
     client = connect(config, clock)
-    # A server that echoes the token must not get it into the caller's logs (Airflow's, Dagster's) either.
-    LIBRARY_REDACTOR.add(config.token)
     progress = on_progress or _log.info
+    # A server that echoes the token must not get it into the caller's logs (Airflow's, Dagster's) either.
+    with library_redaction(config.token) as redactor:
 
-    def emit(line: str) -> None:
-        progress(str(LIBRARY_REDACTOR.scrub(line)))
+        def emit(line: str) -> None:
+            progress(str(redactor.scrub(line)))
 
-    # A KeyboardInterrupt or an orchestrator's task timeout during the gate cancels the run it started, then goes on.
-    try:
-        gate_result = Gate(config, client, clock, emit=emit).run()
-    except (ApiError, DeadlineExceeded) as error:  # the gate reports these itself; this is belt and braces
-        raise RunFailed(RunResult("api_error", str(error), None, (), (), None, exit_code=3)) from error
+        # A KeyboardInterrupt or an orchestrator's task timeout during the gate cancels the run it started, then
+        # goes on.
+        try:
+            gate_result = Gate(config, client, clock, emit=emit).run()
+        except (ApiError, DeadlineExceeded) as error:  # the gate reports these itself; this is belt and braces
+            raise RunFailed(RunResult("api_error", str(error), None, (), (), None, exit_code=3)) from error
     if gate_result.outcome is Outcome.CONFIG_ERROR:  # e.g. a job name that matches no job, or several
         raise ConfigError([gate_result.headline])
     result = _result(gate_result)

@@ -11,7 +11,9 @@ it after the run is already triggering, not before.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -81,8 +83,20 @@ class _Settings:
 
 _pending: _Settings | None = None
 _configured = False  # set once dbtgate's CLI/action configured structlog; a library caller never does
-# Library use: the tokens the Python API was given, redacted from every line dbtgate sends to `logging`.
-LIBRARY_REDACTOR = Redactor()
+# Library use: the token of the gate running in this context (thread, task), redacted from every line dbtgate sends
+# to `logging` — one per call, not a module-wide list that grows with every token a long-lived worker ever used.
+_library_redactor: ContextVar[Redactor | None] = ContextVar("dbtgate_library_redactor", default=None)
+
+
+@contextmanager
+def library_redaction(token: str) -> Iterator[Redactor]:
+    """While a library call runs: its token is redacted from every line dbtgate logs or reports in this context."""
+    redactor = Redactor([token])
+    reset = _library_redactor.set(redactor)
+    try:
+        yield redactor
+    finally:
+        _library_redactor.reset(reset)
 
 
 def configure(stream: TextIO, *, fmt: str = "console", debug: bool = False,
@@ -150,7 +164,9 @@ class _StdlibLogger:
     def _log(self, level: int, event: str, exc_info: bool = False, **values: Any) -> None:
         if self._logger.isEnabledFor(level):
             details = " ".join(f"{key}={value!r}" for key, value in values.items())
-            line = LIBRARY_REDACTOR.scrub(_flatten(f"{event} {details}".rstrip()))
+            redactor = _library_redactor.get()
+            line = _flatten(f"{event} {details}".rstrip())
+            line = redactor.scrub(line) if redactor is not None else line
             self._logger.log(level, "%s", line, exc_info=exc_info)
 
     def debug(self, event: str, **values: Any) -> None:

@@ -100,3 +100,25 @@ def test_cancel_run(emulator_factory: EmulatorFactory) -> None:
     assert started.run_id is not None
     cancelled = dbtgate.cancel_run(started.run_id, account_id=1, token=TOKEN, url=emulator.url)
     assert cancelled.id == started.run_id and emulator.log.cancels() == [started.run_id]
+
+
+def test_the_library_redacts_each_call_s_token_and_forgets_it_after() -> None:
+    """One call's token is redacted from what dbtgate logs during that call; a long-lived worker does not collect
+    every token it ever used in a module-wide list."""
+    import logging
+
+    from dbtgate.logs import _StdlibLogger, library_redaction
+
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    logger = logging.getLogger("dbtgate.test-redaction")
+    logger.addHandler(Keep())
+    logger.setLevel(logging.INFO)
+    with library_redaction("dbtc_secret-one"):
+        _StdlibLogger("dbtgate.test-redaction").info("echoed dbtc_secret-one")
+    _StdlibLogger("dbtgate.test-redaction").info("after dbtc_secret-one")
+    assert records == ["echoed ***", "after dbtc_secret-one"]
