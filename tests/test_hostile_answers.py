@@ -86,9 +86,9 @@ def gate(emulator: Emulator, clock: VirtualClock, workdir: Path, *, output_file:
     workflow, redactor, _ = open_channel(stream, stream, TOKEN, github=True)
     code = execute(config, {}, workflow, redactor, summary_file=str(summary), output_file=str(outputs),
                    install_signals=False, clock=clock)
-    read = (lambda path: path.read_text("utf-8") if path.is_file() else "")
-    return Gated(code, stream.getvalue(), parse_output_file(read(outputs)) if read(outputs) else {}, read(summary),
-                 emulator)
+    written = outputs.read_text("utf-8") if outputs.is_file() else ""
+    return Gated(code, stream.getvalue(), parse_output_file(written) if written else {},
+                 summary.read_text("utf-8") if summary.is_file() else "", emulator)
 
 
 # ---- §1 the boundary from JSON to models is total ---------------------------------------------------------------

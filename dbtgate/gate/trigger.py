@@ -140,7 +140,7 @@ def retry_once(state: GateState, failed: Run) -> Run | None:
                            kind=ApiErrorKind.UNAVAILABLE) from None
         retry = found
     except ApiError as refused:
-        if refused.kind is ApiErrorKind.UNAVAILABLE:
+        if refused.kind.loses_the_run:
             raise
         # dbt Cloud said no (e.g. 400 with retry_not_supported_reason): the failed run's outcome stands.
         state.may_have_created = None
