@@ -83,9 +83,33 @@ def defuse(line: str) -> str:
     return f"· {line}" if line.lstrip().startswith("::") else line
 
 
+def _hex(text: str) -> str:
+    """Hex digits matched in either case (JSON and URL encodings allow both)."""
+    return "".join(f"[{ch.lower()}{ch.upper()}]" if ch.isalpha() else ch for ch in text)
+
+
+def encoded_pattern(secret: str) -> str:
+    """A regular expression for the secret as a reader decodes it: each character as itself, as a JSON escape
+    (`\\u005f`, `\\/`) or URL-encoded (`%5F`, `%5f`), in any mix. A server that echoes the token escaped must
+    not get it past redaction into a file that json.load or a browser turns back into the token."""
+    parts = []
+    for ch in secret:
+        code = ord(ch)
+        options = [re.escape(ch)]
+        if code < 0x10000:
+            options.append(r"\\u" + _hex(f"{code:04x}"))
+        if ch in '"\\/':
+            options.append(re.escape("\\" + ch))
+        if code < 0x80:
+            options.append("%" + _hex(f"{code:02x}"))
+        parts.append("(?:" + "|".join(options) + ")")
+    return "".join(parts)
+
+
 def escaped_forms(secret: str) -> list[str]:
     """The secret as written after each escape above, so redaction catches it wherever it lands."""
     markdown = markdown_chars(secret)
     html = secret.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
-    return list(dict.fromkeys([secret, markdown, html, command_data(secret), command_property(secret),
-                               markdown.replace("&", "&amp;")]))
+    entities = markdown.replace("&", "&amp;")
+    return list(dict.fromkeys([secret, markdown, html, command_data(secret), command_property(secret), entities,
+                               entities.replace("<", "&lt;").replace(">", "&gt;")]))

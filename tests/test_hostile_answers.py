@@ -297,7 +297,7 @@ def test_a_full_disk_leaves_the_runs_verdict_alone(virtual: tuple[VirtualClock, 
     monkeypatch.setattr(artifacts, "open_inside", lambda root, where: cast(BinaryIO, FullDisk("close")))
     done = gate(start(virtual), clock, tmp_path)
     assert (done.code, done.outputs["outcome"]) == (0, "success"), done.log
-    assert "run_results.json: could not be written to target/run_results.json (No space left on device)" in \
+    assert r"run\_results.json: could not be written to target/run\_results.json (No space left on device)" in \
         done.summary
     assert done.emulator.log.arrived("get_artifact") == 2   # run_results.json and manifest.json, once each
 

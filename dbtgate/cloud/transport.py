@@ -99,6 +99,15 @@ def _write_sink(target: BinaryIO, chunk: bytes) -> None:
         raise SinkFailed(error) from error
 
 
+def _close_sink(target: BinaryIO) -> None:
+    """Close the file, whose last buffered bytes are written now: a full disk (ENOSPC, EFBIG) often fails here, and
+    that is a local failure, not a lost connection to retry."""
+    try:
+        target.close()
+    except OSError as error:
+        raise SinkFailed(error) from error
+
+
 class Transport:
     """HTTP to one dbt Cloud host with one session (the token in its headers, never in a log)."""
 
@@ -211,7 +220,7 @@ class Transport:
                         chunks.append(chunk)
             finally:
                 if target is not None:
-                    target.close()
+                    _close_sink(target)
             transfer.content = b"".join(chunks)
             return Attempt(status=reply.status_code, retry_after=retry_after, size=size)
         except requests.exceptions.RequestException:
