@@ -25,6 +25,7 @@ from dbtgate.config import GateConfig
 from dbtgate.errors import AmbiguousTrigger, ApiError, ApiErrorKind, BadAnswer, DeadlineExceeded
 from dbtgate.escape import is_plain_http_url
 from dbtgate.logs import get_logger
+from dbtgate.parsers import is_loopback_url
 
 log = get_logger("dbtgate.client")
 
@@ -52,7 +53,7 @@ class DbtCloudClient:
         session = session or requests.Session()
         session.headers.update({"Authorization": f"Token {token}", "Accept": "application/json",
                                 "User-Agent": "dbtgate"})
-        self._transport = Transport(session)
+        self._transport = Transport(session, direct=is_loopback_url(self.base_url))
         self._rate_limited_at: float | None = None
         self._run_jobs: dict[int, int] = {}   # run id → its job, as first seen
         # Body bytes read from dbt Cloud by this client, failed attempts and artifacts included: the watcher reads

@@ -108,11 +108,19 @@ def _close_sink(target: BinaryIO) -> None:
         raise SinkFailed(error) from error
 
 
-class Transport:
-    """HTTP to one dbt Cloud host with one session (the token in its headers, never in a log)."""
+# requests takes HTTP(S)_PROXY / ALL_PROXY from the environment unless NO_PROXY names the host, and a proxy on a
+# plain http:// URL sees every header — the token — in clear. A loopback dbt Cloud (the emulator, a tunnel) is
+# never reached through a proxy: these keys override the environment's for each request (None drops the key).
+DIRECT: dict[str, str | None] = {"http": None, "https": None, "all": None}
 
-    def __init__(self, session: requests.Session) -> None:
+
+class Transport:
+    """HTTP to one dbt Cloud host with one session (the token in its headers, never in a log). `direct` (a
+    loopback host) ignores any proxy in the environment; other hosts use it as requests does (see SECURITY.md)."""
+
+    def __init__(self, session: requests.Session, *, direct: bool = False) -> None:
         self._session = session
+        self._proxies = DIRECT if direct else None
 
     def exchange(self, method: str, url: str, params: dict[str, Any] | None, json_body: dict[str, Any] | None,
               budget: float, sink: Sink | None, limit: int) -> tuple[Attempt, Response | None, Any]:
@@ -182,7 +190,8 @@ class Transport:
               json_body: dict[str, Any] | None, budget: float, sink: Sink | None, limit: int) -> Attempt:
         try:
             reply = self._session.request(method, url, params=params, json=json_body, stream=True,
-                                          timeout=(min(CONNECT_TIMEOUT, budget), budget))
+                                          timeout=(min(CONNECT_TIMEOUT, budget), budget),
+                                          proxies=self._proxies)  # type: ignore[arg-type]
         except requests.exceptions.SSLError:
             return Attempt(failure=AttemptFailure.TLS)
         except requests.exceptions.ConnectTimeout:
