@@ -239,7 +239,7 @@ def test_an_output_file_in_a_missing_folder_leaves_the_summary_and_the_exit_code
     done = gate(start(virtual), clock, tmp_path / "ws", output_file=tmp_path / "gone" / "output.txt")
     assert done.code == 0, done.log
     assert "succeeded" in done.summary
-    assert "::warning title=dbtgate: step outputs not written::" in done.log
+    assert "::warning title=dbtgate%3A step outputs not written::" in done.log
     assert str(tmp_path / "gone" / "output.txt") in done.log
 
 
@@ -250,7 +250,7 @@ def test_an_unwritable_summary_does_not_change_the_exit_code(virtual: tuple[Virt
     folder.mkdir()
     done = gate(start(virtual), clock, tmp_path / "ws", summary_file=folder)
     assert (done.code, done.outputs["outcome"], done.outputs["exit_code"]) == (0, "success", "0"), done.log
-    assert "::warning title=dbtgate: job summary not written::" in done.log
+    assert "::warning title=dbtgate%3A job summary not written::" in done.log
 
 
 # ---- §5 a local failure is local --------------------------------------------------------------------------------
