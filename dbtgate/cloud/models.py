@@ -16,6 +16,7 @@ from enum import IntEnum
 from typing import Any
 
 from dbtgate.errors import BadAnswer
+from dbtgate.escape import plain
 
 
 class RunStatus(IntEnum):
@@ -38,8 +39,6 @@ _DURATION = re.compile(r"^(\d{1,9}):([0-5]\d):([0-5]\d)$")
 MAX_ID = 2 ** 63 - 1
 # No run lasts ten years: a longer duration is a broken value, and an unbounded one would overflow what reads it.
 MAX_DURATION = 10 * 366 * 24 * 3600
-# Text that can reorder what a reader sees (right-to-left overrides and isolates: "txt.exe" shown as "exe.txt").
-BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
 # A trigger field whose value is neither a scalar nor a list of scalars: kept as this, so it matches nothing.
 UNREADABLE = "(a value dbtgate cannot read)"
 
@@ -69,7 +68,7 @@ def api_id(value: Any, what: str) -> int:
 
 def api_text(value: Any) -> str:
     """Text as text, without the controls that reorder what a reader sees; "" for anything that is not a string."""
-    return value.translate(BIDI_CONTROLS) if isinstance(value, str) else ""
+    return plain(value) if isinstance(value, str) else ""
 
 
 def parse_api_duration(value: Any) -> int | None:
