@@ -8,7 +8,7 @@ look for that run (endings.py) instead of leaving it unobserved.
 from __future__ import annotations
 
 from dbtgate.cloud.models import Job, Run, RunStatus, humanize_status
-from dbtgate.errors import AmbiguousTrigger, ApiError, ApiErrorKind
+from dbtgate.errors import AmbiguousTrigger, ApiError, ApiErrorKind, DeadlineExceeded
 from dbtgate.gate.cancel import cancel_run, find_created_run
 from dbtgate.gate.find import same_commit
 from dbtgate.gate.state import CANCEL_BUDGET, GateState, outcome_of
@@ -64,6 +64,46 @@ def find_reusable(state: GateState, job: Job) -> Run | None:
         state.see(candidate)
         return candidate
     return None
+
+
+def prefer_older(state: GateState, job: Job, mine: Run) -> Run:
+    """reuse_existing_run, just after this gate triggered `mine`: a second look at the job's runs in flight.
+
+    Two gates started at the same moment both look, both find nothing to reuse, and both trigger. What is
+    guaranteed: each gate looks again after its trigger, and when it sees an older run in flight with the same
+    settings (the lowest id: one order every gate agrees on), it waits on that run instead and cancels the one it
+    has just started, saying which run was kept — so two gates that see each other's runs converge on the older
+    one, and a run is never waited on by nobody. What is not: without a lock in dbt Cloud, a gate whose second
+    look comes before the other's run is listed keeps its own, and both runs go on. The look is best effort: if it
+    fails, or the cancel of `mine` is not confirmed, this gate keeps its own run."""
+    tools = state.tools
+    wanted = tools.config.trigger.body()
+    wanted.pop("cause")
+    try:
+        in_flight = tools.client.list_runs(job.id, limit=25, statuses=IN_FLIGHT, deadline=state.deadline)
+    except (ApiError, DeadlineExceeded):
+        return mine
+    older = [run for run in in_flight if run.id < mine.id and not reuse_mismatch(wanted, run, job.id)]
+    if not older:
+        return mine
+    kept = min(older, key=lambda run: run.id)
+    done = cancel_run(state, mine, state.left(CANCEL_BUDGET),
+                      f"run {kept.id}, triggered by another gate at the same moment with the same settings, is kept")
+    if done.signal is not None:
+        state.note(done.note)
+        raise done.signal
+    if not done.sent:
+        state.note(f"Run {kept.id} was triggered with the same settings at the same moment as run {mine.id} "
+                   f"(reuse_existing_run); dbtgate could not cancel run {mine.id}, so it waits on it. {done.note}")
+        return mine
+    state.reused = True
+    state.note(f"Another gate triggered run {kept.id} of job {job.id} with the same settings at the same moment "
+               f"(reuse_existing_run). dbtgate kept run {kept.id}, the older one, and cancelled run {mine.id}, which "
+               "it had just triggered, so the job runs once.")
+    tools.emit(f"Run {kept.id} was triggered at the same moment with the same settings; waiting on it and "
+               f"cancelling run {mine.id}: {kept.href}")
+    state.see(kept)
+    return kept
 
 
 def trigger_once(state: GateState, job: Job) -> Run:
