@@ -56,8 +56,11 @@ class ApiError(DbtgateError):
 class AmbiguousTrigger(ApiError):
     """The trigger (or retry) request was sent but its answer was lost: the run may or may not exist."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, answered: bool = False) -> None:
         super().__init__(message, kind=ApiErrorKind.UNAVAILABLE)
+        # dbt Cloud answered 2xx with data that could not be read (a BadAnswer): the run was almost surely created,
+        # so the trigger must not be sent again, only looked for.
+        self.answered = answered
 
 
 class BadAnswer(ApiError):

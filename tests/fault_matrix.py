@@ -188,6 +188,8 @@ CASES: tuple[Case, ...] = (
          1, "success", 0, 1, False),
     Case("answer-warned-node-huge-time", "run_results.json: a warned node's execution_time is a 401-digit integer",
          [_rewrite("get_artifact", {"results.*.execution_time": 10 ** 400})], 7, "success", 0, 1, False),
+    Case("answer-trigger-unreadable", "trigger: the answer's id is a list, and so is every id in the run list",
+         [_rewrite("trigger", {"id": [1]}), _rewrite("list_runs", {"*.id": [1]})], 1, "api_error", 3, 1, False),
     Case("answer-poll-no-id-forever", "every poll: a run object whose id is a list",
          [_rewrite("get_run", {"id": [1]})], 4, "api_error", 3, 1, True),
 )

@@ -175,6 +175,7 @@ class DbtCloudClient:
         were right. Its result is what the call returns.
         """
         attempt_number = 0
+        unreadable = False   # this attempt's 2xx data could not become a model
         while True:
             attempt_number += 1
             remaining = deadline - self.clock.monotonic()
@@ -188,9 +189,10 @@ class DbtCloudClient:
                 self._rate_limited_at = self.clock.monotonic()
             if attempt.status is not None and 200 <= attempt.status < 300 and sink is None and parse is not None:
                 try:
-                    payload = parse(payload)
+                    payload, unreadable = parse(payload), False
                 except BadAnswer as bad:
                     attempt = Attempt(failure=AttemptFailure.BAD_BODY, detail=str(bad), size=attempt.size)
+                    unreadable = True
             verdict = classify(attempt, idempotent=idempotent)
             if verdict is Verdict.OK:
                 return payload
@@ -199,7 +201,7 @@ class DbtCloudClient:
                 verdict = Verdict.RETRY  # a brand-new run can 404 for a few seconds
             last_error = self._describe(attempt, response)
             if verdict is Verdict.AMBIGUOUS:
-                raise AmbiguousTrigger(last_error)
+                raise AmbiguousTrigger(last_error, answered=unreadable)
             if verdict is Verdict.FAIL:
                 raise self._failure(attempt, response, what)
             if attempt_number >= self.policy.max_attempts:

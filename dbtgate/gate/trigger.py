@@ -132,6 +132,13 @@ def trigger_once(state: GateState, job: Job) -> Run:
                 state.may_have_created = None
                 tools.emit(f"Found run {found.id} created by this gate; adopting it: {found.href}")
                 return found
+            if lost.answered:
+                # dbt Cloud answered with a run it could not describe: the run exists. Sending the trigger again
+                # would start the job twice; the ending looks for the run once more and says how to find it.
+                raise ApiError(f"dbt Cloud answered the trigger of job {job.id}, but the answer could not be read "
+                               f"({lost}) and no run carrying this gate's marker \"{marker}\" was found; dbtgate did "
+                               "not trigger again, which could start the job twice.",
+                               kind=ApiErrorKind.UNAVAILABLE) from None
             if attempt == TRIGGER_TRIES:
                 raise ApiError(f"Could not trigger job {job.id}: {TRIGGER_TRIES} trigger requests got no usable "
                                "answer and no run carrying this gate's marker was found (last: "
