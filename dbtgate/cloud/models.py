@@ -9,6 +9,7 @@ what the answer is about — `BadAnswer`. Any JSON value in any field gives a mo
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -80,8 +81,8 @@ def parse_api_duration(value: Any) -> int | None:
             return None
         hours, minutes, seconds = (int(part) for part in match.groups())
         total: int | None = hours * 3600 + minutes * 60 + seconds
-    elif isinstance(value, float) and value == value and abs(value) != float("inf"):
-        total = int(value) if value >= 0 else None
+    elif isinstance(value, float):
+        total = int(value) if math.isfinite(value) and value >= 0 else None   # 5.7 s reads as 5 s
     else:
         total = api_int(value)
     return total if total is not None and total <= MAX_DURATION else None
