@@ -7,6 +7,7 @@ files. Nothing here parses flags or knows about argparse; nothing below imports 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from typing import TextIO, cast
@@ -78,8 +79,10 @@ def execute(config: GateConfig, env: Mapping[str, str], workflow: Workflow, reda
     log.info(result.headline, outcome=result.outcome.value, exit_code=int(result.exit_code))
     if json_out is not None:
         payload = {"outputs": outputs_for(result, config), "run": run_json(result.run) if result.run else None}
-        json_out.write(json.dumps(payload, indent=2) + "\n")
-        json_out.flush()
+        # Like every report channel, --json failing (a closed pipe) does not change the exit code: the decision's.
+        with contextlib.suppress(OSError):
+            json_out.write(json.dumps(payload, indent=2) + "\n")
+            json_out.flush()
     return result.exit_code
 
 

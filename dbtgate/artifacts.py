@@ -9,6 +9,7 @@ import codecs
 import contextlib
 import functools
 import json
+import math
 import os
 import re
 import tempfile
@@ -18,8 +19,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, cast
 
 from dbtgate.cloud.interface import CloudApi
-from dbtgate.cloud.models import RunStep
+from dbtgate.cloud.models import RunStep, api_text
 from dbtgate.errors import ApiError, DeadlineExceeded
+from dbtgate.escape import encoded_pattern
 
 FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
 WARN_STATUSES = frozenset({"warn"})
@@ -65,23 +67,34 @@ def _issue(result: Any, nodes: dict[str, Any]) -> NodeIssue | None:
     """A failed or warned result as a NodeIssue (None for the others), named from its manifest node when known."""
     if not isinstance(result, dict):
         return None
-    status = str(result.get("status") or "").lower()
+    # Every value by the same rules as the API's (cloud/models.py): text only from strings, numbers only when
+    # finite — a 401-digit execution_time or a name that is an object must not turn a finished run into an error.
+    status = api_text(result.get("status")).lower()
     if status not in FAILED_STATUSES | WARN_STATUSES:
         return None
-    unique_id = str(result.get("unique_id") or "")
+    unique_id = api_text(result.get("unique_id"))
     found = nodes.get(unique_id)
     node: dict[str, Any] = found if isinstance(found, dict) else {}
     parts = unique_id.split(".")
-    timing = result.get("execution_time")
     return NodeIssue(
         unique_id=unique_id,
-        name=str(node.get("name") or (parts[2] if len(parts) > 2 else unique_id)),
-        resource_type=str(node.get("resource_type") or (parts[0] if parts else "")),
+        name=api_text(node.get("name")) or (parts[2] if len(parts) > 2 else unique_id),
+        resource_type=api_text(node.get("resource_type")) or (parts[0] if parts else ""),
         status=status,
-        message=str(result.get("message") or ""),
-        execution_time=float(timing) if isinstance(timing, int | float) and not isinstance(timing, bool) else None,
-        file_path=str(node.get("original_file_path") or ""),
+        message=api_text(result.get("message")),
+        execution_time=_seconds(result.get("execution_time")),
+        file_path=api_text(node.get("original_file_path")),
     )
+
+
+def _seconds(value: Any) -> float | None:
+    """A node's execution_time: a finite, non-negative number of seconds, or None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, int) and value > 10 ** 12:   # float() of a 400-digit integer overflows; no node runs that long
+        return None
+    seconds = float(value)
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 # Reading run_results.json and manifest.json: a 20,000-node project has a manifest of some 300 MB and run results of
@@ -252,8 +265,8 @@ def manifest_nodes(path: Path, wanted: set[str], chunk: int = 8 * CHUNK) -> dict
                     reader.seek(base + match.end() - 1)
                     try:
                         node = JsonStream(reader, chunk=64 * 1024).value()
-                    except ValueError:
-                        continue
+                    except (ValueError, RecursionError):
+                        continue   # a node nested past the decoder's depth is not read; the issue keeps its id
                     if isinstance(node, dict) and node.get("unique_id", unique_id) == unique_id:
                         found[unique_id] = node
             offset += len(data)
@@ -296,14 +309,17 @@ class RedactingWriter:
 
     def __init__(self, handle: BinaryIO, secrets: tuple[bytes, ...]) -> None:
         self._handle = handle
-        self._secrets = tuple(secret for secret in secrets if secret)
-        self._keep = max((len(secret) for secret in self._secrets), default=1) - 1
+        # Each secret as a reader of the file decodes it: JSON escapes (json.load turns \u005f back into _) and URL
+        # encoding, in any mix (escape.encoded_pattern). An encoded character takes at most 6 bytes.
+        self._patterns = tuple(re.compile(encoded_pattern(secret.decode("utf-8", "replace")).encode("utf-8"))
+                               for secret in secrets if secret)
+        self._keep = max((6 * len(secret) for secret in secrets if secret), default=1) - 1
         self._pending = b""
 
     def write(self, chunk: bytes) -> int:
         data = self._pending + chunk
-        for secret in self._secrets:
-            data = data.replace(secret, b"***")
+        for pattern in self._patterns:
+            data = pattern.sub(b"***", data)
         # Hold back what could be the start of a secret that the next chunk completes.
         cut = max(0, len(data) - self._keep)
         self._handle.write(data[:cut])
@@ -311,9 +327,11 @@ class RedactingWriter:
         return len(chunk)
 
     def close(self) -> None:
-        self._handle.write(self._pending)
-        self._pending = b""
-        self._handle.close()
+        try:
+            self._handle.write(self._pending)
+            self._pending = b""
+        finally:
+            self._handle.close()   # a full disk fails the write (or this flush): the file is closed either way
 
 
 def _redacting_open(root: Path, where: PurePosixPath, secrets: tuple[bytes, ...]) -> BinaryIO:
@@ -479,9 +497,9 @@ def _with_files(failed: list[NodeIssue], warned: list[NodeIssue], manifest: Path
         node = nodes.get(issue.unique_id)
         if not isinstance(node, dict):
             return issue
-        return NodeIssue(issue.unique_id, str(node.get("name") or issue.name),
-                         str(node.get("resource_type") or issue.resource_type), issue.status, issue.message,
-                         issue.execution_time, str(node.get("original_file_path") or ""))
+        return NodeIssue(issue.unique_id, api_text(node.get("name")) or issue.name,
+                         api_text(node.get("resource_type")) or issue.resource_type, issue.status, issue.message,
+                         issue.execution_time, api_text(node.get("original_file_path")))
 
     failed, warned = [named(issue) for issue in failed], [named(issue) for issue in warned]
     unknown = {(issue.resource_type, issue.name) for issue in failed if not issue.unique_id}

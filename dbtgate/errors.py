@@ -4,7 +4,9 @@
     ├── ConfigError          bad input, found before anything was triggered (or by asking dbt Cloud: a job name
     │                        that matches no job). Exit 2.
     ├── ApiError(kind)       dbt Cloud could not be used: auth, not found, refused, unavailable, too large, TLS.
-    │   └── AmbiguousTrigger a POST that may have created a run got no usable answer: the run may exist.
+    │   ├── AmbiguousTrigger a POST that may have created a run got no usable answer: the run may exist.
+    │   └── BadAnswer        a 2xx answer whose data cannot become a model (cloud/models.py): a bad body, retried
+    │                        where reads are retried, skipped where it is one row of a list.
     └── DeadlineExceeded     the time the call was given ran out.
 
 A signal is not an error: `signals.Interrupted` is a BaseException so that no `except Exception` swallows it.
@@ -34,6 +36,7 @@ class ApiErrorKind(StrEnum):
     UNAVAILABLE = "unavailable"   # 5xx, time-outs, lost connections that persisted: an outage
     TOO_LARGE = "too_large"       # an answer past dbtgate's size limit
     TLS = "tls"                   # no trusted TLS connection
+    BAD_ANSWER = "bad_answer"     # a 2xx answer whose data is not what the API documents (an id that is not one)
     NO_SUCH_HOST = "no_such_host"  # the URL's host name does not exist
     NOT_DBT_CLOUD = "not_dbt_cloud"  # the host answers, but not as dbt Cloud's API does (an HTML 404)
 
@@ -47,7 +50,7 @@ class ApiErrorKind(StrEnum):
     @property
     def loses_the_run(self) -> bool:
         """After this failure the gate can no longer watch a run in flight (as opposed to a refused request)."""
-        return self in (ApiErrorKind.UNAVAILABLE, ApiErrorKind.TOO_LARGE)
+        return self in (ApiErrorKind.UNAVAILABLE, ApiErrorKind.TOO_LARGE, ApiErrorKind.BAD_ANSWER)
 
 
 class ApiError(DbtgateError):
@@ -62,8 +65,19 @@ class ApiError(DbtgateError):
 class AmbiguousTrigger(ApiError):
     """The trigger (or retry) request was sent but its answer was lost: the run may or may not exist."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, answered: bool = False) -> None:
         super().__init__(message, kind=ApiErrorKind.UNAVAILABLE)
+        # dbt Cloud answered 2xx with data that could not be read (a BadAnswer): the run was almost surely created,
+        # so the trigger must not be sent again, only looked for.
+        self.answered = answered
+
+
+class BadAnswer(ApiError):
+    """dbt Cloud answered, but a value that decides what the answer is about cannot be read (cloud/models.py says
+    which field and why). The client treats it as a bad body: retried for reads, ambiguous for a trigger."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, kind=ApiErrorKind.BAD_ANSWER)
 
 
 class DeadlineExceeded(DbtgateError):

@@ -18,16 +18,37 @@ def markdown_chars(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", text)
 
 
-def md(text: str) -> str:
-    """Escape untrusted text for inline Markdown (and table cells): no HTML, no links, no line breaks.
+# Characters that reorder what a reader sees (right-to-left overrides and isolates: "txt.exe" shown as "exe.txt").
+BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+_URL = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*)://([^\s/?#<>]*)")
+_WWW = re.compile(r"(?i)\bwww\.[^\s/?#<>]*")
+_EMAIL = re.compile(r"(?i)([a-z0-9.+_-]+)@([a-z0-9_-]+(?:\.[a-z0-9_-]+)+)")
 
-    GitHub also turns a bare `https://…` or `www.…` into a link; the entity keeps the text the same to the eye but
-    not a link, so a message from dbt Cloud cannot put a clickable phishing link in a trusted-looking summary."""
-    flat = " ".join(text.split())
-    flat = flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    flat = re.sub(r"(?i)(?<=:)//", "&#47;&#47;", flat)
-    flat = re.sub(r"(?i)\bwww\.", "www&#46;", flat)
-    return markdown_chars(flat)
+
+def plain(text: str) -> str:
+    """Text without the controls that reorder how it reads."""
+    return text.translate(BIDI_CONTROLS)
+
+
+def defang(text: str) -> str:
+    """URLs and e-mail addresses that read well and link nowhere: `https[:]//example[.]com/path`,
+    `www[.]example[.]com`, `help@example[.]com`.
+
+    The brackets are the usual defanging notation: a person reads the address as it is, gets it back by deleting
+    the brackets, and GitHub's autolinker stops at them (it needs `scheme://`, `www.` or a dotted domain). An
+    entity such as `&#47;` does not work in Markdown escaping (its `#` is escaped again, and it shows literally),
+    and a zero-width space would make a copied address silently wrong."""
+    text = _URL.sub(lambda m: f"{m.group(1)}[:]//{m.group(2).replace('.', '[.]')}", text)
+    text = _WWW.sub(lambda m: m.group(0).replace(".", "[.]"), text)
+    return _EMAIL.sub(lambda m: f"{m.group(1)}@{m.group(2).replace('.', '[.]')}", text)
+
+
+def md(text: str) -> str:
+    """Escape untrusted text for inline Markdown (and table cells): no HTML, no links, no line breaks, no bidi
+    controls. A bare URL or address is defanged (`defang`), so a message from dbt Cloud cannot put a clickable
+    phishing link in a trusted-looking summary."""
+    flat = markdown_chars(defang(" ".join(plain(text).split())))
+    return flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def code_span(text: str) -> str:
@@ -48,7 +69,7 @@ def code_block(text: str) -> str:
 
 def html_text(text: str) -> str:
     """Text inside an HTML element (where Markdown escapes show literally), on one line, linking nowhere."""
-    flat = " ".join(text.split())
+    flat = " ".join(plain(text).split())
     escaped = flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
     return escaped.replace("://", ":&#47;&#47;")
 
@@ -83,9 +104,33 @@ def defuse(line: str) -> str:
     return f"· {line}" if line.lstrip().startswith("::") else line
 
 
+def _hex(text: str) -> str:
+    """Hex digits matched in either case (JSON and URL encodings allow both)."""
+    return "".join(f"[{ch.lower()}{ch.upper()}]" if ch.isalpha() else ch for ch in text)
+
+
+def encoded_pattern(secret: str) -> str:
+    """A regular expression for the secret as a reader decodes it: each character as itself, as a JSON escape
+    (`\\u005f`, `\\/`) or URL-encoded (`%5F`, `%5f`), in any mix. A server that echoes the token escaped must
+    not get it past redaction into a file that json.load or a browser turns back into the token."""
+    parts = []
+    for ch in secret:
+        code = ord(ch)
+        options = [re.escape(ch)]
+        if code < 0x10000:
+            options.append(r"\\u" + _hex(f"{code:04x}"))
+        if ch in '"\\/':
+            options.append(re.escape("\\" + ch))
+        if code < 0x80:
+            options.append("%" + _hex(f"{code:02x}"))
+        parts.append("(?:" + "|".join(options) + ")")
+    return "".join(parts)
+
+
 def escaped_forms(secret: str) -> list[str]:
     """The secret as written after each escape above, so redaction catches it wherever it lands."""
     markdown = markdown_chars(secret)
     html = secret.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
-    return list(dict.fromkeys([secret, markdown, html, command_data(secret), command_property(secret),
-                               markdown.replace("&", "&amp;")]))
+    entities = markdown.replace("&", "&amp;")
+    return list(dict.fromkeys([secret, markdown, html, command_data(secret), command_property(secret), entities,
+                               entities.replace("<", "&lt;").replace(">", "&gt;")]))

@@ -11,13 +11,14 @@ it after the run is already triggering, not before.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Iterator, MutableMapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from dbtgate.escape import escaped_forms
+from dbtgate.escape import encoded_pattern, escaped_forms
 
 REDACTED = "***"
 
@@ -32,6 +33,8 @@ class Redactor:
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self.secrets: list[str] = []
+        # The secret as a reader decodes it (JSON escapes, URL encoding, in any mix): one pattern per secret.
+        self._encoded: list[re.Pattern[str]] = []
         for secret in secrets:
             self.add(secret)
 
@@ -42,11 +45,14 @@ class Redactor:
             if form not in self.secrets:
                 self.secrets.append(form)
         self.secrets.sort(key=len, reverse=True)  # the longest form first, so no shorter one cuts it in two
+        self._encoded.append(re.compile(encoded_pattern(secret)))
 
     def scrub(self, value: Any) -> Any:
         if isinstance(value, str):
             for secret in self.secrets:
                 value = value.replace(secret, REDACTED)
+            for pattern in self._encoded:
+                value = pattern.sub(REDACTED, value)
             return value
         if isinstance(value, dict):
             return {k: (REDACTED if str(k).lower() == "authorization" else self.scrub(v)) for k, v in value.items()}

@@ -227,13 +227,16 @@ def normalize_url(text: str, allow_insecure_http: bool) -> str:
     """`https://host[:port]`, or ValueError. Never repeats a URL that carries credentials."""
     raw = text.strip()
     example = "e.g. https://ab123.us1.dbt.com"
+    # Messages name the URL by its scheme and host only: a query string or fragment may carry a signature or a
+    # token, and this text ends up in a CI log.
+    shown = _host_only(raw)
     if "@" in raw:
         # user:password@host. requests would send them as Basic auth next to the token, and they must not appear
         # in a log: this message says where the problem is without repeating any of the text.
         raise ValueError("contains a user name or password (something@host): dbt Cloud takes only the token; "
                          f"give the bare access URL, {example}, and rotate that password if it was real")
     if any(ch.isspace() or not ch.isprintable() for ch in raw):
-        raise ValueError(f"{text!r} contains spaces or control characters: give only the access URL, {example}")
+        raise ValueError(f"{shown!r} contains spaces or control characters: give only the access URL, {example}")
     if "://" not in raw:
         raw = "https://" + raw  # dbt-cloud-cli's DBT_CLOUD_HOST is a bare host name
     try:
@@ -241,7 +244,7 @@ def normalize_url(text: str, allow_insecure_http: bool) -> str:
     except ValueError:  # an unparsable [IPv6] literal
         parts = urlsplit("https://")
     if parts.scheme not in ("http", "https"):
-        raise ValueError(f"{text!r} is not an http(s) URL: use your access URL, {example}")
+        raise ValueError(f"{shown!r} is not an http(s) URL: use your access URL, {example}")
     netloc = _NETLOC.fullmatch(parts.netloc)
     host, port = (netloc.group("host"), netloc.group("port")) if netloc else ("", None)
     if host.startswith("["):
@@ -254,22 +257,31 @@ def normalize_url(text: str, allow_insecure_http: bool) -> str:
     elif not _HOST.fullmatch(host):
         host = ""
     if not host:
-        raise ValueError(f"{text!r} has no valid host name (ASCII letters, digits, dots and hyphens): use your "
+        raise ValueError(f"{shown!r} has no valid host name (ASCII letters, digits, dots and hyphens): use your "
                          f"access URL, {example}")
     if port is not None and port != "":
         if not re.fullmatch(r"[0-9]{1,5}", port, re.ASCII) or not 1 <= int(port) <= 65535:
-            raise ValueError(f"{text!r} has port {port!r}, which is not a number from 1 to 65535: leave the "
+            raise ValueError(f"{shown!r} has port {port!r}, which is not a number from 1 to 65535: leave the "
                              f"port out ({example}) unless your dbt Cloud really uses another one")
         host += f":{int(port)}"
     path = parts.path.rstrip("/")
     if path.endswith("/api/v2"):
         path = path[: -len("/api/v2")]  # people paste the API base; it means the same host
     if path or parts.query or parts.fragment:
-        raise ValueError(f"{text!r} has a path; give only the scheme and host, {example}")
+        what = "a path" if path else "a query string or fragment"
+        raise ValueError(f"the URL of {shown!r} has {what}; give only the scheme and host, {example}")
     if parts.scheme == "http" and not allow_insecure_http and not is_loopback_url(raw):
-        raise ValueError(f"{text!r} uses plain http:// to a host that is not loopback, which would send the token "
+        raise ValueError(f"{shown!r} uses plain http:// to a host that is not loopback, which would send the token "
                          "in clear text: use https://, or set allow_insecure_http: true if you really mean it")
     return f"{parts.scheme}://{host}"
+
+
+def _host_only(raw: str) -> str:
+    """`scheme://host[:port]` of a URL as typed (or its start before any path, query or fragment), for messages."""
+    head = re.split(r"[/?#]", raw.split("://", 1)[1], maxsplit=1)[0] if "://" in raw else \
+        re.split(r"[/?#]", raw, maxsplit=1)[0]
+    scheme = raw.split("://", 1)[0] + "://" if "://" in raw else ""
+    return (scheme + head)[:200]
 
 
 def is_loopback_url(url: str) -> bool:

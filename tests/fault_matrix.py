@@ -73,6 +73,10 @@ def _get_run(kind: str, **more: Any) -> dict[str, Any]:
     return {"kind": kind, "endpoint": "get_run", **more}
 
 
+def _rewrite(endpoint: str, values: dict[str, Any]) -> dict[str, Any]:
+    return {"kind": "rewrite", "endpoint": endpoint, "values": values, "count": 0}
+
+
 CASES: tuple[Case, ...] = (
     Case("baseline-success", "none (succeeding job)", [], 1, "success", 0, 1, False),
     Case("baseline-error", "none (failing job)", [], 2, "error", 1, 1, False),
@@ -165,6 +169,30 @@ CASES: tuple[Case, ...] = (
     Case("huge-artifact", "run_results.json of 64 MB with max_artifact_size 1 MB",
          [{"kind": "huge_body", "endpoint": "get_artifact", "count": 0}], 1, "success", 0, 1, False,
          {"max_artifact_size": "1MB"}),
+    # ---- every byte parsed once and totally (issue 21 §1): a malformed value is coerced or a typed failure ----
+    Case("answer-trigger-date-number", "trigger: the answer's created_at is a number (12345)",
+         [_rewrite("trigger", {"created_at": 12345})], 1, "success", 0, 1, False),
+    Case("answer-durations-numbers", "every poll: duration and the steps' durations are numbers (5)",
+         [_rewrite("get_run", {"duration": 5, "run_duration": 5, "run_steps.*.duration": 5})],
+         1, "success", 0, 1, False),
+    Case("answer-dates-overflow", "every poll: dates that overflow once made UTC (year 1 at +01:00, 9999 at -05:00)",
+         [_rewrite("get_run", {"created_at": "0001-01-01 00:00:00+01:00", "started_at": "9999-12-31 23:00:00-05:00",
+                               "finished_at": "9999-12-31 23:00:00-05:00"})], 1, "success", 0, 1, False),
+    Case("answer-float-ids", "trigger answer lost; ids as floats (101.0) in the run list and every poll",
+         [{"kind": "lose_trigger_response"}, _rewrite("list_runs", {"*.id": "$as_float"}),
+          _rewrite("get_run", {"id": "$as_float"})],
+         1, "success", 0, 1, False),
+    Case("answer-float-id-trigger", "the trigger answer's id is a float (101.0)",
+         [_rewrite("trigger", {"id": "$as_float"})], 1, "success", 0, 1, False),
+    Case("answer-history-row-malformed", "trigger answer lost; the run list's rows have a number for a date",
+         [{"kind": "lose_trigger_response"}, _rewrite("list_runs", {"*.created_at": 12345, "*.finished_at": [1]})],
+         1, "success", 0, 1, False),
+    Case("answer-warned-node-huge-time", "run_results.json: a warned node's execution_time is a 401-digit integer",
+         [_rewrite("get_artifact", {"results.*.execution_time": 10 ** 400})], 7, "success", 0, 1, False),
+    Case("answer-trigger-unreadable", "trigger: the answer's id is a list, and so is every id in the run list",
+         [_rewrite("trigger", {"id": [1]}), _rewrite("list_runs", {"*.id": [1]})], 1, "api_error", 3, 1, False),
+    Case("answer-poll-no-id-forever", "every poll: a run object whose id is a list",
+         [_rewrite("get_run", {"id": [1]})], 4, "api_error", 3, 1, True),
 )
 
 

@@ -18,13 +18,14 @@ import requests
 
 from dbtgate.clock import Clock
 from dbtgate.cloud.interface import RUN_INCLUDE
-from dbtgate.cloud.models import Job, Run
+from dbtgate.cloud.models import Job, Run, api_int
 from dbtgate.cloud.retry import Attempt, AttemptFailure, RetryPolicy, Verdict, classify
 from dbtgate.cloud.transport import Response, Sink, Transport
 from dbtgate.config import GateConfig
-from dbtgate.errors import AmbiguousTrigger, ApiError, ApiErrorKind, DeadlineExceeded
+from dbtgate.errors import AmbiguousTrigger, ApiError, ApiErrorKind, BadAnswer, DeadlineExceeded
 from dbtgate.escape import is_plain_http_url
 from dbtgate.logs import get_logger
+from dbtgate.parsers import is_loopback_url
 
 log = get_logger("dbtgate.client")
 
@@ -53,7 +54,7 @@ class DbtCloudClient:
         session = session or requests.Session()
         session.headers.update({"Authorization": f"Token {token}", "Accept": "application/json",
                                 "User-Agent": "dbtgate"})
-        self._transport = Transport(session)
+        self._transport = Transport(session, direct=is_loopback_url(self.base_url))
         self._rate_limited_at: float | None = None
         self._run_jobs: dict[int, int] = {}   # run id → its job, as first seen
         # Body bytes read from dbt Cloud by this client, failed attempts and artifacts included: the watcher reads
@@ -65,55 +66,54 @@ class DbtCloudClient:
         return self._rate_limited_at is not None and self.clock.monotonic() - self._rate_limited_at < window
 
     # ---- endpoints ----------------------------------------------------------------------------------------
+    # Each call hands `_call` a `parse` that turns the envelope's data into models (cloud/models.py) and checks
+    # that the answer is about what was asked; a BadAnswer from it is a bad body, handled like any other: retried
+    # for a read, ambiguous for a trigger (the run may exist: found by its marker, never triggered again blindly).
     def get_job(self, job_id: int, *, deadline: float) -> Job:
-        data = self._call("GET", f"jobs/{job_id}/", what=f"job {job_id}", deadline=deadline,
-                          validate=_object_with_id(job_id, "job"))
-        return Job.from_api(data)
+        job: Job = self._call("GET", f"jobs/{job_id}/", what=f"job {job_id}", deadline=deadline,
+                              parse=lambda data: _the_job(data, job_id))
+        return job
 
     def trigger_run(self, job_id: int, body: dict[str, Any], *, deadline: float) -> Run:
         """POST the trigger once. Any answer that does not identify a run of this job is `AmbiguousTrigger`: the run
         may exist, and only the caller's marker can find it."""
-        data = self._call("POST", f"jobs/{job_id}/run/", json_body=body, idempotent=False, what=f"job {job_id}",
-                          deadline=deadline, validate=_new_run_of(job_id))
-        return self._run(data)
+        run: Run = self._call("POST", f"jobs/{job_id}/run/", json_body=body, idempotent=False, what=f"job {job_id}",
+                              deadline=deadline, parse=lambda data: _new_run(data, job_id))
+        return self._run(run)
 
     def retry_run(self, run_id: int, *, deadline: float) -> Run:
         """POST runs/{id}/retry/: retry *that* run from its point of failure (not the job's latest run)."""
-        data = self._call("POST", f"runs/{run_id}/retry/", json_body={}, idempotent=False, what=f"run {run_id}",
-                          deadline=deadline, validate=_new_run_of(None))
-        return self._run(data)
+        run: Run = self._call("POST", f"runs/{run_id}/retry/", json_body={}, idempotent=False, what=f"run {run_id}",
+                              deadline=deadline, parse=lambda data: _new_run(data, None))
+        return self._run(run)
 
     def get_run(self, run_id: int, include: Sequence[str] = RUN_INCLUDE, *, deadline: float,
                 not_found_grace_until: float | None = None) -> Run:
         params = {"include_related": json.dumps(list(include))} if include else None
-        data = self._call("GET", f"runs/{run_id}/", params=params, what=f"run {run_id}", deadline=deadline,
-                          not_found_grace_until=not_found_grace_until,
-                          validate=_object_with_id(run_id, "run", job_of=self._run_jobs.get(run_id)))
-        return self._run(data)
+        job_of = self._run_jobs.get(run_id)
+        run: Run = self._call("GET", f"runs/{run_id}/", params=params, what=f"run {run_id}", deadline=deadline,
+                              not_found_grace_until=not_found_grace_until,
+                              parse=lambda data: _the_run(data, run_id, job_of))
+        return self._run(run)
 
     def list_jobs(self, *, deadline: float, project_id: int | None = None, environment_id: int | None = None,
                   limit: int = 100, offset: int = 0) -> list[Job]:
         """One page of the account's jobs, as dbt Cloud sent it (asked to narrow by project and environment: the
-        caller checks, since a server may ignore its filters)."""
+        caller checks, since a server may ignore its filters). A row that is not a job is left out."""
         params: dict[str, Any] = {"limit": limit, "offset": offset, "order_by": "id"}
         if project_id is not None:
             params["project_id"] = project_id
         if environment_id is not None:
             params["environment_id"] = environment_id
-        data = self._call("GET", "jobs/", params=params, what="the job list", deadline=deadline,
-                          validate=lambda d: None if isinstance(d, list) else "the job list is not a list")
-        jobs = []
-        for item in data:
-            try:
-                jobs.append(Job.from_api(item))
-            except (ValueError, AttributeError):
-                continue
+        jobs: list[Job] = self._call("GET", "jobs/", params=params, what="the job list", deadline=deadline,
+                                     parse=lambda data: _rows(data, Job.from_api, "the job list"))
         return jobs
 
     def list_runs(self, job_id: int, *, deadline: float, limit: int = 10, statuses: Sequence[int] | None = None,
                   include: Sequence[str] = ("trigger",), offset: int = 0) -> list[Run]:
         """The job's newest runs. Runs of other jobs, or in other statuses than asked, are dropped: a list that
-        ignores its filters must not hand the gate a run it did not ask for."""
+        ignores its filters must not hand the gate a run it did not ask for. A row that is not a run (no usable
+        id) is left out: one bad row must not hide the others, least of all a run this gate created."""
         params: dict[str, Any] = {"job_definition_id": job_id, "order_by": "-created_at", "limit": limit}
         if offset:
             params["offset"] = offset
@@ -121,35 +121,28 @@ class DbtCloudClient:
             params["status__in"] = json.dumps(list(statuses))
         if include:
             params["include_related"] = json.dumps(list(include))
-        data = self._call("GET", "runs/", params=params, what=f"runs of job {job_id}", deadline=deadline,
-                          validate=lambda d: None if isinstance(d, list) else "the run list is not a list")
-        runs = []
-        for item in data:
-            try:
-                run = self._run(item) if isinstance(item, dict) else None
-            except ValueError:
-                run = None
-            if run is not None and run.job_id == job_id and (not statuses or run.status_code in statuses):
-                runs.append(run)
-        return runs
+        rows: list[Run] = self._call("GET", "runs/", params=params, what=f"runs of job {job_id}", deadline=deadline,
+                                     parse=lambda data: _rows(data, Run.from_api, "the run list"))
+        return [self._run(run) for run in rows
+                if run.job_id == job_id and (not statuses or run.status_code in statuses)]
 
     def account_ids(self, *, deadline: float) -> list[int]:
         """The accounts this token can use (GET /api/v2/accounts/), to tell a wrong account id from a wrong job."""
-        data = self._call("GET", "/accounts/", what="the accounts of this token", deadline=deadline,
-                          validate=lambda d: None if isinstance(d, list) else "the account list is not a list")
-        return [item["id"] for item in data if isinstance(item, dict) and isinstance(item.get("id"), int)
-                and not isinstance(item.get("id"), bool)]
+        ids: list[int] = self._call("GET", "/accounts/", what="the accounts of this token", deadline=deadline,
+                                    parse=lambda data: _rows(data, _account_id, "the account list"))
+        return ids
 
     def cancel_run(self, run_id: int, *, deadline: float) -> Run:
         # Cancelling twice is harmless, so the cancel POST may be retried like a read.
-        data = self._call("POST", f"runs/{run_id}/cancel/", json_body={}, idempotent=True, what=f"run {run_id}",
-                          deadline=deadline, validate=_object_with_id(run_id, "run"))
-        return self._run(data)
+        run: Run = self._call("POST", f"runs/{run_id}/cancel/", json_body={}, idempotent=True, what=f"run {run_id}",
+                              deadline=deadline, parse=lambda data: _the_run(data, run_id, None))
+        return self._run(run)
 
     def download_artifact(self, run_id: int, path: str, sink: Sink, *, deadline: float, max_bytes: int,
                           step: int | None = None) -> int | None:
         """Stream an artifact into the file `sink()` opens (called again on a retry, so it must truncate); its
-        size, or None when the run did not produce it (404: not an error). More than `max_bytes` is an error."""
+        size, or None when the run did not produce it (404: not an error). More than `max_bytes` is an error.
+        The file failing to open or write is an OSError at once, never retried: the disk is not dbt Cloud."""
         params = {"step": step} if step is not None else None
         try:
             size = self._call("GET", f"runs/{run_id}/artifacts/{path}", params=params, sink=sink,
@@ -160,15 +153,18 @@ class DbtCloudClient:
             raise
         return int(size)
 
-    def _run(self, data: dict[str, Any]) -> Run:
-        """A run with a link: when dbt Cloud leaves `href` empty (it has been seen blank) or gives something that is
-        not an http(s) address on this host, build the run page's address the way dbt Cloud does."""
-        run = Run.from_api(data)
+    def _run(self, run: Run) -> Run:
+        """A run with a link only to the configured host: when dbt Cloud leaves `href` empty (it has been seen
+        blank), gives something that is not a plain http(s) address, or an address on another host (a link in a
+        trusted-looking summary or annotation must not lead elsewhere), build the run page's address the way dbt
+        Cloud does — or leave it empty when the project is unknown."""
         if run.job_id is not None:
             # A run never changes job: a later answer about this run that names another job is not about it.
             self._run_jobs.setdefault(run.id, run.job_id)
-        if is_plain_http_url(run.href) or run.project_id is None:
-            return run if is_plain_http_url(run.href) else replace(run, href="")
+        if is_plain_http_url(run.href) and _same_origin(run.href, self.base_url):
+            return run
+        if run.project_id is None:
+            return replace(run, href="")
         return replace(run, href=f"{self.base_url}/deploy/{self.account_id}/projects/{run.project_id}/runs/{run.id}/")
 
     # ---- the one HTTP path --------------------------------------------------------------------------------
@@ -180,13 +176,15 @@ class DbtCloudClient:
     def _call(self, method: str, path: str, *, what: str, deadline: float, params: dict[str, Any] | None = None,
               json_body: dict[str, Any] | None = None, idempotent: bool = True, sink: Sink | None = None,
               limit: int | None = None, not_found_grace_until: float | None = None,
-              validate: Callable[[Any], str | None] | None = None) -> Any:
+              parse: Callable[[Any], Any] | None = None) -> Any:
         """One logical call: attempts with backoff until an answer, a final failure, or the deadline.
 
-        `validate` inspects the envelope's `data` and names what is wrong with it; a wrong answer counts as a bad
-        body (retried for reads, ambiguous for a trigger) — it is never handed on as if it were right.
+        `parse` turns the envelope's `data` into models, or raises BadAnswer saying what is wrong with it; a wrong
+        answer counts as a bad body (retried for reads, ambiguous for a trigger) — it is never handed on as if it
+        were right. Its result is what the call returns.
         """
         attempt_number = 0
+        unreadable = False   # this attempt's 2xx data could not become a model
         while True:
             attempt_number += 1
             remaining = deadline - self.clock.monotonic()
@@ -198,10 +196,12 @@ class DbtCloudClient:
             self.bytes_received += attempt.size
             if attempt.status == 429:
                 self._rate_limited_at = self.clock.monotonic()
-            if attempt.status is not None and 200 <= attempt.status < 300 and sink is None:
-                problem = validate(payload) if validate is not None else None
-                if problem is not None:
-                    attempt = Attempt(failure=AttemptFailure.BAD_BODY, detail=problem, size=attempt.size)
+            if attempt.status is not None and 200 <= attempt.status < 300 and sink is None and parse is not None:
+                try:
+                    payload, unreadable = parse(payload), False
+                except BadAnswer as bad:
+                    attempt = Attempt(failure=AttemptFailure.BAD_BODY, detail=str(bad), size=attempt.size)
+                    unreadable = True
             verdict = classify(attempt, idempotent=idempotent)
             if verdict is Verdict.OK:
                 return payload
@@ -210,7 +210,7 @@ class DbtCloudClient:
                 verdict = Verdict.RETRY  # a brand-new run can 404 for a few seconds
             last_error = self._describe(attempt, response)
             if verdict is Verdict.AMBIGUOUS:
-                raise AmbiguousTrigger(last_error)
+                raise AmbiguousTrigger(last_error, answered=unreadable)
             if verdict is Verdict.FAIL:
                 raise self._failure(attempt, response, what)
             if attempt_number >= self.policy.max_attempts:
@@ -309,38 +309,54 @@ def _user_message(response: Response | None) -> str:
 MESSAGE_LIMIT = 500
 
 
-def _object_with_id(expected: int, what: str, job_of: int | None = None) -> Callable[[Any], str | None]:
-    """A validator: the answer is the `what` that was asked for (and, for a run seen before, of the same job)."""
-    def check(data: Any) -> str | None:
-        if not isinstance(data, dict):
-            return f"no {what} object"
-        found = data.get("id")
-        if found != expected or isinstance(found, bool):
-            return f"asked for {what} {expected}, got {what} {_short(found)}"
-        job = data.get("job_definition_id", data.get("job_id"))
-        if job_of is not None and job is not None and job != job_of:
-            return f"{what} {expected} belongs to job {job_of}, the answer says job {_short(job)}"
-        return None
-    return check
+def _the_job(data: Any, job_id: int) -> Job:
+    job = Job.from_api(data)
+    if job.id != job_id:
+        raise BadAnswer(f"asked for job {job_id}, got job {job.id}")
+    return job
 
 
-def _new_run_of(job_id: int | None) -> Callable[[Any], str | None]:
-    """A validator for a run that a POST created: an integer id, and (when known) the job that was triggered."""
-    def check(data: Any) -> str | None:
-        if not isinstance(data, dict):
-            return "no run object"
-        run_id = data.get("id")
-        if not isinstance(run_id, int) or isinstance(run_id, bool) or run_id <= 0:
-            return f"the new run has no usable id ({_short(run_id)})"
-        job = data.get("job_definition_id", data.get("job_id"))
-        if job_id is not None and job is not None and job != job_id:
-            return f"the new run belongs to job {_short(job)}, not job {job_id}"
-        return None
-    return check
+def _the_run(data: Any, run_id: int, job_of: int | None) -> Run:
+    """The run that was asked for (and, for a run seen before, of the same job), or BadAnswer."""
+    run = Run.from_api(data)
+    if run.id != run_id:
+        raise BadAnswer(f"asked for run {run_id}, got run {run.id}")
+    if job_of is not None and run.job_id is not None and run.job_id != job_of:
+        raise BadAnswer(f"run {run_id} belongs to job {job_of}, the answer says job {run.job_id}")
+    return run
 
 
-def _short(value: Any) -> str:
-    return repr(value)[:40]
+def _new_run(data: Any, job_id: int | None) -> Run:
+    """A run that a POST created: a usable id, and (when known) the job that was triggered."""
+    run = Run.from_api(data)
+    if job_id is not None and run.job_id is not None and run.job_id != job_id:
+        raise BadAnswer(f"the new run belongs to job {run.job_id}, not job {job_id}")
+    return run
+
+
+def _account_id(data: Any) -> int:
+    found = api_int(data.get("id"), low=1) if isinstance(data, dict) else None
+    if found is None:
+        raise BadAnswer("an account without an id")
+    return found
+
+
+def _rows(data: Any, parse: Callable[[Any], Any], what: str) -> list[Any]:
+    """A list answer: every row that is a model; a row that is not is skipped (one row is not the answer)."""
+    if not isinstance(data, list):
+        raise BadAnswer(f"{what} is not a list")
+    rows = []
+    for item in data:
+        try:
+            rows.append(parse(item))
+        except BadAnswer as bad:
+            log.debug("a row of the list is not usable; skipped", list=what, problem=str(bad))
+    return rows
+
+
+def _same_origin(url: str, base_url: str) -> bool:
+    one, other = urlsplit(url), urlsplit(base_url)
+    return (one.scheme.lower(), (one.netloc or "").lower()) == (other.scheme.lower(), (other.netloc or "").lower())
 
 
 

@@ -99,11 +99,28 @@ def _write_sink(target: BinaryIO, chunk: bytes) -> None:
         raise SinkFailed(error) from error
 
 
-class Transport:
-    """HTTP to one dbt Cloud host with one session (the token in its headers, never in a log)."""
+def _close_sink(target: BinaryIO) -> None:
+    """Close the file, whose last buffered bytes are written now: a full disk (ENOSPC, EFBIG) often fails here, and
+    that is a local failure, not a lost connection to retry."""
+    try:
+        target.close()
+    except OSError as error:
+        raise SinkFailed(error) from error
 
-    def __init__(self, session: requests.Session) -> None:
+
+# requests takes HTTP(S)_PROXY / ALL_PROXY from the environment unless NO_PROXY names the host, and a proxy on a
+# plain http:// URL sees every header — the token — in clear. A loopback dbt Cloud (the emulator, a tunnel) is
+# never reached through a proxy: these keys override the environment's for each request (None drops the key).
+DIRECT: dict[str, str | None] = {"http": None, "https": None, "all": None}
+
+
+class Transport:
+    """HTTP to one dbt Cloud host with one session (the token in its headers, never in a log). `direct` (a
+    loopback host) ignores any proxy in the environment; other hosts use it as requests does (see SECURITY.md)."""
+
+    def __init__(self, session: requests.Session, *, direct: bool = False) -> None:
         self._session = session
+        self._proxies = DIRECT if direct else None
 
     def exchange(self, method: str, url: str, params: dict[str, Any] | None, json_body: dict[str, Any] | None,
               budget: float, sink: Sink | None, limit: int) -> tuple[Attempt, Response | None, Any]:
@@ -173,7 +190,8 @@ class Transport:
               json_body: dict[str, Any] | None, budget: float, sink: Sink | None, limit: int) -> Attempt:
         try:
             reply = self._session.request(method, url, params=params, json=json_body, stream=True,
-                                          timeout=(min(CONNECT_TIMEOUT, budget), budget))
+                                          timeout=(min(CONNECT_TIMEOUT, budget), budget),
+                                          proxies=self._proxies)  # type: ignore[arg-type]
         except requests.exceptions.SSLError:
             return Attempt(failure=AttemptFailure.TLS)
         except requests.exceptions.ConnectTimeout:
@@ -213,7 +231,7 @@ class Transport:
                         chunks.append(chunk)
             finally:
                 if target is not None:
-                    target.close()
+                    _close_sink(target)
             transfer.content = b"".join(chunks)
             return Attempt(status=reply.status_code, retry_after=retry_after, size=size)
         except requests.exceptions.RequestException:

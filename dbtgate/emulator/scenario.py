@@ -50,6 +50,7 @@ FAULT_KINDS = frozenset({
     "envelope_false",           # a 200 whose envelope says is_success: false
     "ignore_filters",           # list_runs ignores status / job filters
     "trigger_null_data",        # the run is created, the answer carries data: null (or a string id)
+    "rewrite",                  # chosen fields of the answer set to any JSON value (a number for a date, ...)
 })
 # Kinds that only make sense for some endpoints; the rest apply wherever `endpoint` says.
 KIND_ENDPOINTS: dict[str, frozenset[str]] = {
@@ -162,6 +163,9 @@ class FaultSpec:
     mode: str = ""                     # the variant of a kind (KIND_MODES)
     fields: tuple[str, ...] = ()       # for hostile_text; empty = all of HOSTILE_FIELDS
     payload: str = HOSTILE_PAYLOAD     # for hostile_text; `{token}` becomes the token the request carried
+    # For rewrite: (dotted path, JSON value) pairs, a path read from each object of `data` (or from an artifact's
+    # top level), `*` standing for every element of a list: ("created_at", 12345), ("results.*.execution_time", 1).
+    values: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -417,6 +421,9 @@ def _parse_fault(item: Any, index: int) -> FaultSpec:
     # A trickle without a delay would be no fault at all: one byte a second unless told otherwise.
     delay = float(item.get("delay", 1.0 if kind == "trickle" else 0.0))
     retry_after = item.get("retry_after")
+    values = item.get("values", {})
+    if not isinstance(values, dict) or not all(isinstance(path, str) and path for path in values):
+        raise ScenarioError(f"{where}.values must map dotted field paths to JSON values")
     return FaultSpec(
         kind=kind, endpoint=endpoint, status=int(item.get("status", 503)),
         body=str(item.get("body", "html")), retry_after=None if retry_after is None else str(retry_after),
@@ -426,4 +433,5 @@ def _parse_fault(item: Any, index: int) -> FaultSpec:
         job_id=int(item["job_id"]) if item.get("job_id") is not None else None,
         size=size, mode=mode, fields=tuple(str(name) for name in fields),
         payload=str(item.get("payload", HOSTILE_PAYLOAD)),
+        values=tuple(values.items()),
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import copy
 import functools
 import gzip
 import html
@@ -621,6 +622,9 @@ class Handler(BaseHTTPRequestHandler):
             text = fault.payload.replace("{token}", token)
             hostile(payload, frozenset(fault.fields or HOSTILE_FIELDS), text, reply.enveloped)
             return
+        if fault.kind == "rewrite":
+            rewrite(payload, fault.values, reply.enveloped)
+            return
         if not reply.enveloped or not isinstance(payload, dict) or reply.code != 200:
             return
         if fault.kind == "envelope_false":
@@ -981,6 +985,36 @@ def validate_trigger_body(body: Any) -> dict[str, Any]:
     if errors:
         raise invalid(errors)
     return clean
+
+
+def rewrite(payload: Any, values: tuple[tuple[str, Any], ...], enveloped: bool) -> None:
+    """Set each dotted path, read from the answer's `data` (an artifact: from the file itself), to its value: the
+    malformed values a careful client must survive. A list step is an index or `*` (every element); the value
+    "$as_float" turns the number found there into a float (an id of 101.0)."""
+
+    def put(obj: Any, keys: list[str], value: Any) -> None:
+        head, rest = keys[0], keys[1:]
+        if isinstance(obj, list):
+            chosen = obj if head == "*" else [obj[int(head)]] if head.isdigit() and int(head) < len(obj) else []
+            if rest:
+                for element in chosen:
+                    put(element, rest, value)
+            return
+        if not isinstance(obj, dict):
+            return
+        if rest:
+            if head in obj:
+                put(obj[head], rest, value)
+            return
+        if value == "$as_float":
+            if isinstance(obj.get(head), int):
+                obj[head] = float(obj[head])
+            return
+        obj[head] = copy.deepcopy(value)
+
+    root = payload.get("data") if enveloped and isinstance(payload, dict) else payload
+    for path, value in values:
+        put(root, path.split("."), value)
 
 
 def hostile(payload: Any, fields: frozenset[str], text: str, enveloped: bool) -> None:

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from dbtgate.clock import Clock
 from dbtgate.cloud.interface import CloudApi
-from dbtgate.cloud.models import Job, Run, RunStatus
+from dbtgate.cloud.models import Job, Run, RunStatus, iso_utc
 from dbtgate.config import MIN_SHA_PREFIX, GateConfig
 from dbtgate.errors import ConfigError
 from dbtgate.watch.progress import format_seconds
@@ -24,6 +24,11 @@ MAX_JOB_PAGES = 50        # 5,000 jobs: past that the account needs project_id/e
 RUN_PAGE = 100
 MAX_RUN_PAGES = 3         # how far back to look for a commit's run: its 300 newest runs
 APPEAR_POLL = 30.0        # how often to look for a run that has not appeared yet
+# How far in the future a run's time may lie before its age counts as unknown: dbt Cloud's clock and the runner's
+# disagree by seconds, rarely by minutes. More than this (a run that "finished" in 2999) is not a recent run but a
+# wrong date, and max_age must not take it as fresh. (The emulator runs its calendar at time_scale × real time,
+# but from the gate's own clock, so its runs never lie ahead of the gate's now.)
+CLOCK_SKEW_ALLOWANCE = 600.0
 
 
 def same_commit(one: str, other: str) -> bool:
@@ -156,6 +161,13 @@ def staleness(run: Run, max_age: float, now: datetime) -> str:
     if moment is None:
         return "dbt Cloud gave no time for it, so its age is unknown"  # fail closed: never gate on an unknown age
     age = (now - moment).total_seconds()
+    if age < -CLOCK_SKEW_ALLOWANCE:
+        return (f"dbt Cloud says it {what} at {iso_utc(moment)}, {format_seconds(-age)} in the future, so its age "
+                "is unknown")
+    # Both times come from dbt Cloud's own clock, so no skew excuses one before the other (a second of rounding).
+    if run.created_at is not None and (moment - run.created_at).total_seconds() < -1.0:
+        return (f"dbt Cloud says it {what} at {iso_utc(moment)}, before it was created ({iso_utc(run.created_at)}), "
+                "so its age is unknown")
     if age <= max_age:
         return ""
     return f"it {what} {format_seconds(age)} ago, more than max_age ({format_seconds(max_age)})"

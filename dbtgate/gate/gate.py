@@ -28,7 +28,7 @@ from dbtgate.gate.state import (
     finished_headline,
     outcome_of,
 )
-from dbtgate.gate.trigger import find_reusable, retry_once, should_rerun, trigger_once
+from dbtgate.gate.trigger import find_reusable, prefer_older, retry_once, should_rerun, trigger_once
 from dbtgate.logs import get_logger
 from dbtgate.outcome import Outcome
 from dbtgate.signals import Interrupted
@@ -116,7 +116,10 @@ class Gate:
         state.job = job = client.get_job(self._job_id(state), deadline=state.deadline)
         if config.latest_run:
             return self._latest(state, job)
-        return (find_reusable(state, job) if config.reuse_existing_run else None) or trigger_once(state, job)
+        if not config.reuse_existing_run:
+            return trigger_once(state, job)
+        # Reuse a run in flight; else trigger, then look once more for a gate that triggered at the same moment.
+        return find_reusable(state, job) or prefer_older(state, job, trigger_once(state, job))
 
     def _job_id(self, state: GateState) -> int:
         config = self.tools.config

@@ -8,7 +8,7 @@ look for that run (endings.py) instead of leaving it unobserved.
 from __future__ import annotations
 
 from dbtgate.cloud.models import Job, Run, RunStatus, humanize_status
-from dbtgate.errors import AmbiguousTrigger, ApiError, ApiErrorKind
+from dbtgate.errors import AmbiguousTrigger, ApiError, ApiErrorKind, DeadlineExceeded
 from dbtgate.gate.cancel import cancel_run, find_created_run
 from dbtgate.gate.find import same_commit
 from dbtgate.gate.state import CANCEL_BUDGET, GateState, outcome_of
@@ -66,6 +66,46 @@ def find_reusable(state: GateState, job: Job) -> Run | None:
     return None
 
 
+def prefer_older(state: GateState, job: Job, mine: Run) -> Run:
+    """reuse_existing_run, just after this gate triggered `mine`: a second look at the job's runs in flight.
+
+    Two gates started at the same moment both look, both find nothing to reuse, and both trigger. What is
+    guaranteed: each gate looks again after its trigger, and when it sees an older run in flight with the same
+    settings (the lowest id: one order every gate agrees on), it waits on that run instead and cancels the one it
+    has just started, saying which run was kept — so two gates that see each other's runs converge on the older
+    one, and a run is never waited on by nobody. What is not: without a lock in dbt Cloud, a gate whose second
+    look comes before the other's run is listed keeps its own, and both runs go on. The look is best effort: if it
+    fails, or the cancel of `mine` is not confirmed, this gate keeps its own run."""
+    tools = state.tools
+    wanted = tools.config.trigger.body()
+    wanted.pop("cause")
+    try:
+        in_flight = tools.client.list_runs(job.id, limit=25, statuses=IN_FLIGHT, deadline=state.deadline)
+    except (ApiError, DeadlineExceeded):
+        return mine
+    older = [run for run in in_flight if run.id < mine.id and not reuse_mismatch(wanted, run, job.id)]
+    if not older:
+        return mine
+    kept = min(older, key=lambda run: run.id)
+    done = cancel_run(state, mine, state.left(CANCEL_BUDGET),
+                      f"run {kept.id}, triggered by another gate at the same moment with the same settings, is kept")
+    if done.signal is not None:
+        state.note(done.note)
+        raise done.signal
+    if not done.sent:
+        state.note(f"Run {kept.id} was triggered with the same settings at the same moment as run {mine.id} "
+                   f"(reuse_existing_run); dbtgate could not cancel run {mine.id}, so it waits on it. {done.note}")
+        return mine
+    state.reused = True
+    state.note(f"Another gate triggered run {kept.id} of job {job.id} with the same settings at the same moment "
+               f"(reuse_existing_run). dbtgate kept run {kept.id}, the older one, and cancelled run {mine.id}, which "
+               "it had just triggered, so the job runs once.")
+    tools.emit(f"Run {kept.id} was triggered at the same moment with the same settings; waiting on it and "
+               f"cancelling run {mine.id}: {kept.href}")
+    state.see(kept)
+    return kept
+
+
 def trigger_once(state: GateState, job: Job) -> Run:
     """POST the trigger; on a lost answer, look for the run by this gate's marker before trying again, so no
     duplicate run is ever started."""
@@ -92,6 +132,13 @@ def trigger_once(state: GateState, job: Job) -> Run:
                 state.may_have_created = None
                 tools.emit(f"Found run {found.id} created by this gate; adopting it: {found.href}")
                 return found
+            if lost.answered:
+                # dbt Cloud answered with a run it could not describe: the run exists. Sending the trigger again
+                # would start the job twice; the ending looks for the run once more and says how to find it.
+                raise ApiError(f"dbt Cloud answered the trigger of job {job.id}, but the answer could not be read "
+                               f"({lost}) and no run carrying this gate's marker \"{marker}\" was found; dbtgate did "
+                               "not trigger again, which could start the job twice.",
+                               kind=ApiErrorKind.UNAVAILABLE) from None
             if attempt == TRIGGER_TRIES:
                 raise ApiError(f"Could not trigger job {job.id}: {TRIGGER_TRIES} trigger requests got no usable "
                                "answer and no run carrying this gate's marker was found (last: "
@@ -140,7 +187,7 @@ def retry_once(state: GateState, failed: Run) -> Run | None:
                            kind=ApiErrorKind.UNAVAILABLE) from None
         retry = found
     except ApiError as refused:
-        if refused.kind is ApiErrorKind.UNAVAILABLE:
+        if refused.kind.loses_the_run:
             raise
         # dbt Cloud said no (e.g. 400 with retry_not_supported_reason): the failed run's outcome stands.
         state.may_have_created = None

@@ -4,6 +4,9 @@ pointing at the node's file in the repository.
 
 from __future__ import annotations
 
+import re
+from pathlib import PurePosixPath
+
 from dbtgate.artifacts import NodeIssue
 from dbtgate.config import GateConfig
 from dbtgate.gate.state import GateResult
@@ -18,9 +21,17 @@ TITLES = {Outcome.ERROR: "dbt Cloud run failed", Outcome.CANCELLED: "dbt Cloud r
 
 
 def annotation_path(node: NodeIssue, project_dir: str) -> str | None:
-    if not node.file_path:
+    """The node's file for `file=`, relative to the repository: the manifest's path only when it is relative,
+    inside the project (no `..`, no drive, no backslash) and printable — a path dbt Cloud chose must not point an
+    annotation at a file outside the dbt project. None otherwise (the annotation goes without a file)."""
+    path = node.file_path
+    if not path or "\\" in path or not path.isprintable() or re.match(r"[A-Za-z]:", path):
         return None
-    return f"{project_dir.strip('/')}/{node.file_path}" if project_dir.strip("/") else node.file_path
+    relative = PurePosixPath(path)
+    if relative.is_absolute() or ".." in relative.parts:
+        return None
+    base = project_dir.strip("/")
+    return f"{base}/{relative}" if base else str(relative)
 
 
 def annotate(result: GateResult, config: GateConfig, workflow: Workflow) -> None:

@@ -15,6 +15,10 @@ def test_a_blank_href_is_rebuilt_from_the_project() -> None:
     from dbtgate.clock import VirtualClock
     from dbtgate.cloud.client import DbtCloudClient
     client = DbtCloudClient("https://ab123.us1.dbt.com", "t", 7, clock=VirtualClock())
-    linked = client._run({"id": 5, "status": 10, "project_id": 3, "href": ""})
+    linked = client._run(Run.from_api({"id": 5, "status": 10, "project_id": 3, "href": ""}))
     assert linked.href == "https://ab123.us1.dbt.com/deploy/7/projects/3/runs/5/"
-    assert client._run({"id": 5, "status": 10, "project_id": 3, "href": "https://x/y"}).href == "https://x/y"
+    same_host = "https://ab123.us1.dbt.com/deploy/7/projects/3/runs/5/?tab=steps"
+    assert client._run(Run.from_api({"id": 5, "status": 10, "project_id": 3, "href": same_host})).href == same_host
+    # A link to another host is not dbt Cloud's to give (issue 21 §6): rebuilt on the configured one.
+    assert client._run(Run.from_api({"id": 5, "status": 10, "project_id": 3, "href": "https://x/y"})).href == \
+        "https://ab123.us1.dbt.com/deploy/7/projects/3/runs/5/"
