@@ -24,6 +24,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,9 @@ def realistic(runs: int, seed: int) -> list[Case]:
     return cases
 
 
+WALL_START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)   # a fixed calendar: the same bytes on every machine and day
+
+
 class ManualClock:
     """A clock the simulation moves; the emulator's World derives every run's state from it."""
 
@@ -118,6 +122,9 @@ class ManualClock:
 
     def monotonic(self) -> float:
         return self.now
+
+    def wall(self) -> datetime:
+        return WALL_START + timedelta(seconds=self.now)
 
     def sleep(self, seconds: float) -> None:
         self.now += max(0.0, seconds)
@@ -300,7 +307,7 @@ def replay_e2e(case: Case) -> Measured:
     from dbtgate.logs import configure
 
     configure(io.StringIO())
-    clock = VirtualClock()
+    clock = VirtualClock(wall_start=WALL_START)
     scenario = parse_scenario({"token": "bench", "jobs": [case.job]})
     with Emulator(scenario, clock=clock) as emulator:
         world = emulator.world
