@@ -28,7 +28,6 @@ refactor moves those names.
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import dataclasses
 import heapq
@@ -40,12 +39,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks.polling import Case, ManualClock
 from dbtgate.emulator import project as dbt
-from dbtgate.emulator.project import Node, NodeResult, NodeRun, Project, ProjectSpec
+from dbtgate.emulator.project import Node, NodeResult, NodeRun, Project
 from dbtgate.emulator.scenario import JobSpec, parse_scenario
 from dbtgate.emulator.world import World
-
-from benchmarks.polling import Case, ManualClock
 
 FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "reference-run"
 PACKAGE = "acme_analytics"
@@ -113,8 +111,6 @@ def load_reference(folder: Path = FIXTURE) -> Reference:
             kind, attached = "test", None
         elif kind == "test" and attached is None and deps:
             attached = index.get(deps[0])
-        if uid in unit_of.values():
-            pass
         parents = sorted(index[d] for d in deps if d in index)
         if kind == "model" and uid in unit_of:
             parents.append(index[unit_of[uid]])
@@ -431,10 +427,10 @@ class RefWorld(World):
 MIX = {"typical": 0.33, "short": 0.15, "long": 0.10, "queued": 0.10, "early_error": 0.10, "partway_error": 0.14,
        "slow_finalise": 0.08}
 KIND_NOTES = {
-    "typical": "1–15 copies of the real DAG (70–1,100 nodes), a typical run of 10–60 min; 10% end in error (a model "
+    "typical": "1–15 copies of the real DAG (73–1,100 nodes), a typical run of 10–60 min; 10% end in error (a model "
                "or test at 30–90%)",
-    "short": "one copy (72 nodes), 1–5 min",
-    "long": "15–60 copies (1,100–4,300 nodes), 1–3 h (the log keeps its last 1,000 lines)",
+    "short": "one copy (73 nodes), 1–5 min",
+    "long": "15–60 copies (1,100–4,400 nodes), 1–3 h (the log keeps its last 1,000 lines)",
     "queued": "typical, behind another run of the job (status 1, `blocked_by`) or queued 1–10 min for capacity",
     "early_error": "a source freshness error before `dbt build` (half), or a model failing in the first 5% of the "
                    "build",
@@ -555,22 +551,16 @@ def build_ref(case: Case) -> tuple[World, ManualClock, JobSpec, dict[str, Any]]:
     return world, clock, job, triggered
 
 
-def plan_matches(world: World, run_id: int, planner: Planner) -> bool:
-    """The emulator's run_results for the run are the plan's node times (the seam took)."""
+def plan_matches(world: World, run_id: int, planner: Planner) -> bool | None:
+    """The emulator's run_results for the run are the plan's node times (the seam took); None when the run built no
+    nodes (a freshness error ends it first)."""
     record = world._runs[run_id]
-    step = next(s for s in reversed(record.executed_steps) if s.log.runs)
+    step = next((s for s in reversed(record.executed_steps) if s.log.runs), None)
+    if step is None:
+        return None
     plan = planner.plans.get(run_id)
     if plan is None:
         return False
     served = sorted((r.index, round(r.end - r.start, 6), r.thread, r.status) for r in step.log.runs)
     planned = sorted((r.index, round(r.end - r.start, 6), r.thread, r.status) for r in plan)
     return served == planned
-
-
-def describe_distribution(values: Sequence[float]) -> str:
-    ordered = sorted(values)
-
-    def q(p: float) -> float:
-        return ordered[min(len(ordered) - 1, bisect.bisect_left(range(len(ordered)), p * (len(ordered) - 1)))]
-
-    return f"median {q(0.5):.3g}, p90 {q(0.9):.3g}, max {ordered[-1]:.3g}"
