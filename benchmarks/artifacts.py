@@ -152,7 +152,7 @@ if mode == "json.load":
         with (folder / name).open("rb") as handle:
             json.load(handle)
 else:
-    from dbtgate.client import DbtCloudClient
+    from dbtgate.cloud.client import DbtCloudClient
     from dbtgate.clock import SystemClock
     client = DbtCloudClient(url, TOKEN, 1, clock=SystemClock(), api_timeout=300)
     with tempfile.TemporaryDirectory(dir=folder.parent) as scratch:

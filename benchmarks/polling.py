@@ -29,12 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from dbtgate.clock import VirtualClock
+from dbtgate.cloud.models import Run
 from dbtgate.emulator.scenario import JobSpec, parse_scenario
 from dbtgate.emulator.world import World
-from dbtgate.models import Run
-from dbtgate.waiting import RunWatcher
+from dbtgate.watch.watcher import RunWatcher
 
 RESULTS = Path(__file__).resolve().parent / "results"
+BENCH_EPOCH = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 TIMEOUT = 4 * 3600.0       # long enough for the 1-3 h runs of the mix, with queueing
 MAX_INTERVAL = 60.0        # dbtgate's default `interval`
 OK = {"code": 200, "is_success": True, "user_message": "Success!", "developer_message": ""}
@@ -111,9 +112,6 @@ def realistic(runs: int, seed: int) -> list[Case]:
     return cases
 
 
-WALL_START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)   # a fixed calendar: the same bytes on every machine and day
-
-
 class ManualClock:
     """A clock the simulation moves; the emulator's World derives every run's state from it."""
 
@@ -124,7 +122,8 @@ class ManualClock:
         return self.now
 
     def wall(self) -> datetime:
-        return WALL_START + timedelta(seconds=self.now)
+        # A fixed calendar: the same runs, byte for byte, on every machine and date.
+        return BENCH_EPOCH + timedelta(seconds=self.now)
 
     def sleep(self, seconds: float) -> None:
         self.now += max(0.0, seconds)
@@ -211,9 +210,9 @@ def watch(case: Case, builder: Builder, interval: float = MAX_INTERVAL, fail_fas
     if first is not None and first.logged_at is not None and reported:
         failure_latency = reported[0][0] - first.logged_at.timestamp()
     latency = seen_terminal[0] - finished_at if seen_terminal else None
-    saved = (finished_at - world.now()) / 60 if outcome.stopped_for_failure else None
+    saved = (finished_at - world.now()) / 60 if outcome.failed_fast else None
     return Measured(client.calls, client.bytes_received, latency, failure_latency, saved,
-                    outcome.stopped_for_failure, outcome.run is None and not outcome.stopped_for_failure)
+                    outcome.failed_fast, outcome.run is None and not outcome.failed_fast)
 
 
 def fixed(case: Case, builder: Builder, delays: Callable[[int], float]) -> Measured:
@@ -300,14 +299,14 @@ def build_tidy(case: Case) -> tuple[World, ManualClock, JobSpec, dict[str, Any]]
 
 # ---- end-to-end check through the real gate over HTTP --------------------------------------------------------------
 def replay_e2e(case: Case) -> Measured:
-    from dbtgate.client import DbtCloudClient
+    from dbtgate.cloud.client import DbtCloudClient
     from dbtgate.config import parse_config
     from dbtgate.emulator import Emulator
-    from dbtgate.gate import Gate
+    from dbtgate.gate.gate import Gate
     from dbtgate.logs import configure
 
     configure(io.StringIO())
-    clock = VirtualClock(wall_start=WALL_START)
+    clock = VirtualClock(wall_start=BENCH_EPOCH)
     scenario = parse_scenario({"token": "bench", "jobs": [case.job]})
     with Emulator(scenario, clock=clock) as emulator:
         world = emulator.world
@@ -484,7 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     policies = [p for p in args.policies.split(",") if p]
     import dbtgate.emulator
-    import dbtgate.gate  # noqa: F401 -- loaded now: the end-to-end check at the end uses the code as it is now
+    import dbtgate.gate.gate  # noqa: F401 -- loaded now: the end-to-end check at the end uses the code as it is now
     started = time.monotonic()
     cases = realistic(args.runs, args.seed)
     results = {name: [replay(case, name) for case in cases] for name in policies}

@@ -30,8 +30,8 @@ from typing import Any
 
 from benchmarks import polling, refmix
 from benchmarks.polling import Builder, Case, Measured, percentile
-from dbtgate.models import RunStatus
-from dbtgate.polling import AdaptivePolicy, Decision, PollBudget, PollState
+from dbtgate.cloud.models import RunStatus
+from dbtgate.watch.schedule import AdaptivePolicy, Decision, PollBudget, PollState
 
 RESULTS = Path(__file__).resolve().parent / "results"
 POLICIES = ("dbtgate", "dbtgate fail_fast", "fixed 5s", "fixed 10s", "fixed 30s", "fixed 60s", "backoff 5→60s")
@@ -52,7 +52,7 @@ def recording() -> Iterator[None]:
         decision = original(self, state, budget, now)
         estimate = state.estimate
         DECISIONS.append({
-            "now": now, "since_start": state.since_start, "follow": state.follow,
+            "now": now, "since_start": state.since_start, "follow": state.fail_fast,
             "status": state.run.status if state.run is not None else None,
             "blocked": bool(state.run and state.run.blocked_by), "rate_limited": state.rate_limited,
             "estimate": None if estimate is None else (estimate.end, estimate.spread, estimate.source),

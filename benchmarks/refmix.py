@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import heapq
+import inspect
 import json
 import math
 import random
@@ -374,8 +375,19 @@ def check_seam() -> None:
     """The emulator internals this module plugs into, so a refactor that moves them fails here, not silently."""
     missing = [name for name in ("_PROJECT_CACHE", "_cached_schedule", "project_for", "command_step")
                if not hasattr(dbt, name)]
-    if missing or not hasattr(World, "_new_run"):
-        raise RuntimeError(f"benchmarks.refmix: the emulator no longer has {missing or ['World._new_run']}; "
+    if not hasattr(World, "_new_run"):
+        missing.append("World._new_run")
+    else:
+        # RefWorld._new_run passes every parameter on by position: the parent's must be the ones it knows.
+        names = list(inspect.signature(World._new_run).parameters)
+        if names != list(inspect.signature(RefWorld._new_run).parameters):
+            missing.append(f"World._new_run{tuple(names[1:])} (RefWorld's override takes other parameters)")
+    schedule_params = list(inspect.signature(dbt._cached_schedule).parameters) if hasattr(dbt, "_cached_schedule") \
+        else []
+    if schedule_params and schedule_params != list(inspect.signature(_schedule).parameters):
+        missing.append(f"_cached_schedule{tuple(schedule_params)}")
+    if missing:
+        raise RuntimeError(f"benchmarks.refmix: the emulator no longer has {missing}; "
                            "the plan seam moved (see this module's docstring)")
 
 
@@ -408,7 +420,8 @@ class RefWorld(World):
 
     def _new_run(self, job: JobSpec, body: dict[str, Any], commands: tuple[str, ...], outcome: str,
                  generate_docs: bool, timeout_seconds: int, retry_of: int | None = None, attempt: int = 0,
-                 created: float | None = None, history: bool = False, only: frozenset[str] | None = None) -> Any:
+                 created: float | None = None, history: bool = False, only: frozenset[str] | None = None,
+                 cause_category: str = "api") -> Any:
         run_id = self._next_run_id
         if history and outcome == "error":
             rng = random.Random(f"refmix-history:{self.planner.seed}:{run_id}")
@@ -418,7 +431,7 @@ class RefWorld(World):
         self.planner.current = run_id
         try:
             return super()._new_run(job, body, commands, outcome, generate_docs, timeout_seconds, retry_of, attempt,
-                                    created, history, only)
+                                    created, history, only, cause_category)
         finally:
             self.planner.current = None
 

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from dbtgate.api import ConfigError, RunFailed, RunResult, cancel_run, latest_run, run_job, wait_for_run
+    from dbtgate.api import RunFailed, RunResult, cancel_run, latest_run, run_job, wait_for_run
+    from dbtgate.errors import ConfigError
 
 __all__ = ["ConfigError", "RunFailed", "RunResult", "__version__", "cancel_run", "latest_run", "run_job",
            "wait_for_run"]

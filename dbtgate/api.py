@@ -23,12 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from dbtgate.artifacts import NodeIssue
-from dbtgate.client import ApiFailure, DbtCloudClient, DeadlineExceeded
 from dbtgate.clock import Clock, SystemClock
-from dbtgate.config import DEFAULT_URL, INPUT_NAMES, ConfigError, parse_config
-from dbtgate.gate import Gate, GateResult, Outcome
+from dbtgate.cloud.client import connect
+from dbtgate.cloud.models import Run
+from dbtgate.config import parse_config
+from dbtgate.errors import ApiError, ConfigError, DeadlineExceeded
+from dbtgate.gate.gate import Gate
+from dbtgate.gate.state import GateResult
+from dbtgate.inputs import DEFAULT_URL, INPUT_NAMES
 from dbtgate.logs import LIBRARY_REDACTOR
-from dbtgate.models import Run
+from dbtgate.outcome import Outcome
 
 __all__ = ["ConfigError", "RunFailed", "RunResult", "cancel_run", "latest_run", "run_job", "wait_for_run"]
 
@@ -110,8 +114,7 @@ def cancel_run(run_id: int, *, account_id: int, token: str, url: str = DEFAULT_U
     config = _config({"run_id": run_id, "api_timeout": api_timeout}, account_id=account_id, token=token, url=url,
                      timeout="10m")
     clock = SystemClock()
-    client = DbtCloudClient(config.base_url, config.token, config.account_id, api_timeout=config.api_timeout,
-                            clock=clock)
+    client = connect(config, clock)
     return client.cancel_run(run_id, deadline=clock.monotonic() + 3 * config.api_timeout)
 
 
@@ -142,8 +145,7 @@ def _gate(options: Mapping[str, Any], *, account_id: int, token: str, url: str, 
           raise_on_failure: bool, on_progress: Callable[[str], None] | None, clock: Clock | None = None) -> RunResult:
     config = _config(options, account_id=account_id, token=token, url=url, timeout=timeout)
     clock = clock or SystemClock()
-    client = DbtCloudClient(config.base_url, config.token, config.account_id, api_timeout=config.api_timeout,
-                            clock=clock)
+    client = connect(config, clock)
     # A server that echoes the token must not get it into the caller's logs (Airflow's, Dagster's) either.
     LIBRARY_REDACTOR.add(config.token)
     progress = on_progress or _log.info
@@ -154,7 +156,7 @@ def _gate(options: Mapping[str, Any], *, account_id: int, token: str, url: str, 
     # A KeyboardInterrupt or an orchestrator's task timeout during the gate cancels the run it started, then goes on.
     try:
         gate_result = Gate(config, client, clock, emit=emit).run()
-    except (ApiFailure, DeadlineExceeded) as error:  # the gate reports these itself; this is belt and braces
+    except (ApiError, DeadlineExceeded) as error:  # the gate reports these itself; this is belt and braces
         raise RunFailed(RunResult("api_error", str(error), None, (), (), None, exit_code=3)) from error
     if gate_result.outcome is Outcome.CONFIG_ERROR:  # e.g. a job name that matches no job, or several
         raise ConfigError([gate_result.headline])

@@ -12,12 +12,14 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, cast
 
-from dbtgate.client import ApiFailure, DbtCloudClient, DeadlineExceeded
+from dbtgate.cloud.interface import CloudApi
+from dbtgate.cloud.models import RunStep
+from dbtgate.errors import ApiError, DeadlineExceeded
 
 FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
 WARN_STATUSES = frozenset({"warn"})
@@ -196,17 +198,24 @@ class JsonStream:
             self.value()
 
 
-def stream_results(path: Path) -> Iterator[Any]:
-    """Each element of run_results.json's top-level `results` array, one at a time."""
+def stream_results(path: Path, which: list[str] | None = None) -> Iterator[Any]:
+    """Each element of run_results.json's top-level `results` array, one at a time; `args.which` (the command that
+    wrote the file, which dbt puts after the results) is appended to `which` when asked for."""
     with path.open("rb") as handle:
         stream = JsonStream(handle)
         for key in stream.members():
-            if key != "results":
+            if key == "results":
+                for _ in stream.elements():
+                    yield stream.value()
+                if which is None:
+                    return
+            elif key == "args" and which is not None:
+                args = stream.value()
+                command = args.get("which") if isinstance(args, dict) else None
+                if isinstance(command, str):
+                    which.append(command)
+            else:
                 stream.skip()
-                continue
-            for _ in stream.elements():
-                yield stream.value()
-            return
 
 
 @functools.cache
@@ -325,11 +334,18 @@ def artifact_root(directory: Path, workspace: Path) -> tuple[Path, PurePosixPath
     return absolute, PurePosixPath(".")
 
 
-def collect_artifacts(client: DbtCloudClient, run_id: int, *, workspace: Path, directory: Path | None,
+def collect_artifacts(client: CloudApi, run_id: int, *, workspace: Path, directory: Path | None,
                       fetch_catalog: bool, extra: tuple[str, ...], max_bytes: int, deadline: float,
-                      secrets: tuple[str, ...] = ()) -> ArtifactReport:
+                      secrets: tuple[str, ...] = (), steps: ResultSteps | None = None,
+                      from_log: Sequence[NodeIssue] = ()) -> ArtifactReport:
     """Stream run_results.json and manifest.json (and more) into `directory` (to a scratch folder when it is None:
-    the report still needs the failed nodes), then read only what the report needs."""
+    the report still needs the failed nodes), then read only what the report needs.
+
+    `steps` says which step's artifacts to take (see `result_steps`): without it dbt Cloud serves the last step's,
+    which after "Generate docs on run" is the docs step's run_results.json, where every node is `success`.
+    `from_log` are the failed nodes the step logs show (unique_id ""): they fill in what the results lack — Fusion's
+    run_results.json has no message, and can leave error results out."""
+    steps = steps or ResultSteps(None, ())
     wanted = ["run_results.json", "manifest.json"]
     if fetch_catalog:
         wanted.append("catalog.json")
@@ -349,9 +365,9 @@ def collect_artifacts(client: DbtCloudClient, run_id: int, *, workspace: Path, d
             where = base / relative
             try:
                 opener = functools.partial(_redacting_open, root, where, tuple(x.encode() for x in secrets if x))
-                size = client.download_artifact(run_id, path, opener,
-                                                deadline=deadline, max_bytes=max_bytes)
-            except (ApiFailure, DeadlineExceeded) as error:
+                size = client.download_artifact(run_id, path, opener, deadline=deadline, max_bytes=max_bytes,
+                                                step=steps.saved)
+            except (ApiError, DeadlineExceeded) as error:
                 problems.append(f"{path}: could not be downloaded ({error})")
                 continue
             except OSError as error:
@@ -363,7 +379,12 @@ def collect_artifacts(client: DbtCloudClient, run_id: int, *, workspace: Path, d
             files[path] = root / where
             if directory is not None:
                 saved.append(path)
-        failed, warned = _read_issues(files.get("run_results.json"), problems)
+        failed, warned = _read_issues(files.get("run_results.json"), problems, steps.saved)
+        for other in steps.read:
+            if other != steps.saved:
+                more = _other_step_issues(client, run_id, other, Path(scratch), deadline, max_bytes, problems)
+                failed, warned = _merged(failed, more[0]), _merged(warned, more[1])
+        failed = with_log_failures(failed, from_log)
         if (failed or warned) and files.get("manifest.json") is not None:
             # The manifest only adds file paths for annotations: read it only when a node needs one, and then only
             # the nodes needed.
@@ -374,19 +395,76 @@ def collect_artifacts(client: DbtCloudClient, run_id: int, *, workspace: Path, d
                           problems=tuple(problems), failed=tuple(failed), warned=tuple(warned))
 
 
-def _read_issues(path: Path | None, problems: list[str]) -> tuple[list[NodeIssue], list[NodeIssue]]:
+def _read_issues(path: Path | None, problems: list[str], step: int | None = None
+                 ) -> tuple[list[NodeIssue], list[NodeIssue]]:
     failed: list[NodeIssue] = []
     warned: list[NodeIssue] = []
     if path is None:
         return failed, warned
+    which: list[str] = []
     try:
-        for result in stream_results(path):
+        for result in stream_results(path, which):
             issue = _issue(result, {})
             if issue is not None:
                 (warned if issue.status in WARN_STATUSES else failed).append(issue)
     except (OSError, ValueError, RecursionError) as error:
         problems.append(f"run_results.json: not valid JSON ({error}); the nodes read before that are kept")
+    if which and which[0] not in RESULT_COMMANDS:
+        # dbt-core #3171/#4448: `dbt docs generate` writes a run_results.json that lists every node as success.
+        where = f" of step {step}" if step is not None else ""
+        problems.append(f"run_results.json{where} was written by `dbt {which[0]}`, not by a command that runs "
+                        "nodes, so its results were not read as the run's")
+        return [], []
     return failed, warned
+
+
+@dataclass(frozen=True)
+class ResultSteps:
+    """Which steps' run_results.json say how the run's nodes went: `saved` is the step whose artifacts are
+    downloaded for later steps (the first failed step, else the last build/run/test/seed/snapshot step); `read`
+    are every step whose failed and warned nodes are reported (each failed step, then that last step)."""
+
+    saved: int | None
+    read: tuple[int, ...]
+
+
+# The commands whose run_results.json says how nodes ran: as args.which writes them, and as a step names them
+# ("dbt source freshness" is `source` in the step's name and `freshness` in args.which).
+RESULT_COMMANDS = frozenset({"build", "run", "test", "seed", "snapshot", "retry", "freshness", "source"})
+_STEP_COMMAND = re.compile(r"`dbt\s+([a-z][a-z-]*)")
+
+
+def step_command(step_name: str) -> str:
+    """The dbt command a run step invokes ("build" from "Invoke dbt with `dbt build --select x`"), or ""."""
+    found = _STEP_COMMAND.search(step_name)
+    return found.group(1) if found else ""
+
+
+def result_steps(steps: Sequence[RunStep]) -> ResultSteps:
+    """The steps whose results count (see ResultSteps); no step at all when the run's steps are unknown."""
+    runs_nodes = [step for step in steps if step_command(step.name) in RESULT_COMMANDS]
+    failed = [step.index for step in runs_nodes if step.failed]
+    last = runs_nodes[-1].index if runs_nodes else None
+    saved = failed[0] if failed else last
+    return ResultSteps(saved, tuple(dict.fromkeys([*failed, *([last] if last is not None else [])])))
+
+
+def _other_step_issues(client: CloudApi, run_id: int, step: int, scratch: Path, deadline: float, max_bytes: int,
+                       problems: list[str]) -> tuple[list[NodeIssue], list[NodeIssue]]:
+    """The failed and warned nodes of another step's run_results.json (read, not saved)."""
+    target = scratch / f"step-{step}-run_results.json"
+    try:
+        size = client.download_artifact(run_id, "run_results.json", lambda: target.open("wb"), deadline=deadline,
+                                        max_bytes=max_bytes, step=step)
+    except (ApiError, DeadlineExceeded, OSError) as error:
+        problems.append(f"run_results.json of step {step}: could not be downloaded ({error})")
+        return [], []
+    return _read_issues(target, problems, step) if size is not None else ([], [])
+
+
+def _merged(first: list[NodeIssue], more: list[NodeIssue]) -> list[NodeIssue]:
+    seen = {issue.unique_id for issue in first}
+    return first + [issue for issue in more if issue.unique_id not in seen]
 
 
 def _with_files(failed: list[NodeIssue], warned: list[NodeIssue], manifest: Path,
@@ -405,4 +483,55 @@ def _with_files(failed: list[NodeIssue], warned: list[NodeIssue], manifest: Path
                          str(node.get("resource_type") or issue.resource_type), issue.status, issue.message,
                          issue.execution_time, str(node.get("original_file_path") or ""))
 
-    return [named(issue) for issue in failed], [named(issue) for issue in warned]
+    failed, warned = [named(issue) for issue in failed], [named(issue) for issue in warned]
+    unknown = {(issue.resource_type, issue.name) for issue in failed if not issue.unique_id}
+    if unknown:
+        try:
+            ids = manifest_unique_ids(manifest, unknown)
+        except OSError:
+            ids = {}
+        failed = [replace(issue, unique_id=ids.get((issue.resource_type, issue.name), "")) if not issue.unique_id
+                  else issue for issue in failed]
+    return failed, warned
+
+
+# What dbt writes as a message when it has none to give (Fusion's run_results.json: the status word).
+_NO_MESSAGE = frozenset({"", "error", "fail", "warn", "skipped", "succeeded", "success", "pass"})
+
+
+def with_log_failures(failed: list[NodeIssue], from_log: Sequence[NodeIssue]) -> list[NodeIssue]:
+    """The failed nodes, completed from the log: dbt's message and file where the results give none, and the
+    failed nodes the results leave out. A node neither gives a message for says so, never an empty cell."""
+    logged = {(issue.resource_type, issue.name): issue for issue in from_log}
+    done: list[NodeIssue] = []
+    for issue in failed:
+        seen = logged.pop((issue.resource_type, issue.name), None)
+        if issue.message.strip().lower() in _NO_MESSAGE:
+            message = seen.message if seen is not None and seen.message else NO_MESSAGE
+            issue = replace(issue, message=message, file_path=issue.file_path or (seen.file_path if seen else ""))
+        done.append(issue)
+    done += [replace(issue, message=issue.message or NO_MESSAGE) for issue in logged.values()]
+    return done
+
+
+NO_MESSAGE = "dbt gave no message for this node in its results or its log; see the step's log in dbt Cloud"
+
+
+def manifest_unique_ids(path: Path, wanted: set[tuple[str, str]], chunk: int = 8 * CHUNK) -> dict[tuple[str, str], str]:
+    """(resource type, name) → unique id, from the manifest's node keys alone (a log names nodes, not ids)."""
+    found: dict[tuple[str, str], str] = {}
+    with path.open("rb") as handle:
+        tail = b""
+        while len(found) < len(wanted):
+            data = handle.read(chunk)
+            if not data:
+                break
+            window = tail + data
+            for match in _node_key().finditer(window):
+                unique_id = match.group(1).decode("utf-8", "replace")
+                parts = unique_id.split(".")
+                key = (parts[0], parts[2]) if len(parts) > 2 else ("", "")
+                if key in wanted:
+                    found.setdefault(key, unique_id)
+            tail = window[-1100:]
+    return found

@@ -8,48 +8,40 @@ arguments, from flags and DBT_CLOUD_* variables. Both become the same raw mappin
 from __future__ import annotations
 
 import argparse
+import difflib
 import errno
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO, cast
 
 from dbtgate import __version__
-from dbtgate.client import ApiFailure, DbtCloudClient, DeadlineExceeded
-from dbtgate.clock import Clock, SystemClock
-from dbtgate.config import INPUTS, SPECS, ConfigError, GateConfig, InputSpec, parse_config
-from dbtgate.gate import ExitCode, Gate, GateResult, Outcome, exit_code_for
+from dbtgate.app import execute, open_channel, run_action
+from dbtgate.clock import SystemClock
+from dbtgate.cloud.client import DbtCloudClient, connect
+from dbtgate.cloud.models import Run
+from dbtgate.config import parse_config
+from dbtgate.errors import ApiError, ConfigError, DeadlineExceeded
 from dbtgate.github import GuardedStream, Workflow
-from dbtgate.logs import Redactor, configure, get_logger
-from dbtgate.models import Run
-from dbtgate.progress import describe
-from dbtgate.report import outputs_for, publish, run_json, write_config_error
-from dbtgate.signals import Interrupted, SignalGuard
+from dbtgate.inputs import GATE, INPUT_NAMES, INPUTS, SPECS, Group, InputSpec, Kind
+from dbtgate.logs import Redactor
+from dbtgate.outcome import ExitStatus
+from dbtgate.report.outputs import run_json
+from dbtgate.report.publish import write_config_error
+from dbtgate.watch.progress import describe
 
 EXIT_CODES_HELP = """exit codes:
   0  the run succeeded (or was triggered without waiting, or failure_on_error is false)
   1  the run did not succeed: error, cancelled, still running at the timeout, or older than max_age
-  2  bad input or configuration (or a job name that matches no job, or several); nothing was triggered
-  3  dbt Cloud could not be used: authentication, not found, or the API kept failing
+  2  bad input: a value dbtgate refuses, or a token, account, job, run or URL that dbt Cloud refuses at the
+     first call (a job name that matches no job, or several); nothing was triggered. Fix the input; do not retry
+  3  dbt Cloud could not be used: it kept failing (5xx, time-outs, lost connections) or a run could no longer
+     be watched. Retrying later may help
   130/143  interrupted by SIGINT/SIGTERM (the run is cancelled first unless told otherwise)
 """
-# Inputs that take true/false, including those whose empty default means "decide for me".
-BOOLEAN_INPUTS = (*(spec.name for spec in INPUTS if spec.default in ("true", "false")),
-                  "cancel_on_timeout", "cancel_on_interrupt", "generate_docs_override")
-MULTI_INPUTS = ("steps_override", "artifacts")
-RUN_ONLY = ("dbt_cloud_job_id", "cause", "git_sha", "git_branch", "github_pull_request_id", "schema_override",
-            "dbt_version_override", "threads_override", "target_name_override", "generate_docs_override",
-            "timeout_seconds_override", "steps_override", "wait_for_job", "reuse_existing_run", "dbt_cloud_job_name",
-            "dbt_cloud_project_id", "dbt_cloud_environment_id", "latest_run", "max_age", "gitlab_merge_request_id",
-            "azure_pull_request_id", "non_native_pull_request_id")
-
-
-def flag_of(spec: InputSpec) -> str:
-    return spec.cli_flag or "--" + spec.name.replace("_", "-")
-
-
 # ---- entry ----------------------------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
          stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
@@ -62,78 +54,15 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     parser = build_parser()
     if not argv:
         parser.print_help(stderr)
-        return ExitCode.BAD_CONFIG
+        return ExitStatus.BAD_CONFIG
     try:
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:
+            _unknown_flags(getattr(args, "parser", parser), unknown)
     except SystemExit as exit_:  # --help / --version (0), or a usage error argparse already explained
-        return ExitCode.SUCCESS if not exit_.code else ExitCode.BAD_CONFIG
+        return ExitStatus.SUCCESS if not exit_.code else ExitStatus.BAD_CONFIG
     handler: Any = args.handler
     return int(handler(args, env, stdout, stderr))
-
-
-def open_channel(commands: TextIO, logs: TextIO, token: str, *, github: bool, fmt: str = "console",
-                 debug: bool = False) -> tuple[Workflow, Redactor, TextIO]:
-    """The one way out of the process: a `Workflow` for dbtgate's own workflow commands (the token masked before
-    anything else is printed), and a guarded stream for everything else, which structlog writes to. Every text is
-    redacted of the token on both."""
-    redactor = Redactor([token])
-    workflow = Workflow(commands, github=github, redactor=redactor)
-    if token and github:
-        workflow.add_mask(token)
-    guarded = cast(TextIO, GuardedStream(logs, redactor))
-    configure(guarded, fmt=fmt, debug=debug, redactor=redactor)
-    return workflow, redactor, guarded
-
-
-def run_action(env: Mapping[str, str], stdout: TextIO) -> int:
-    """The Docker action: inputs from INPUT_*, logs and workflow commands on stdout."""
-    token = env.get("INPUT_DBT_CLOUD_TOKEN", "").strip()
-    workflow, redactor, _ = open_channel(stdout, stdout, token, github=True, debug=env.get("RUNNER_DEBUG") == "1")
-    raw = {spec.name: env.get(f"INPUT_{spec.name.upper()}", "") for spec in INPUTS}
-    labels = {spec.name: f"input `{spec.name}`" for spec in INPUTS}
-    try:
-        config = parse_config(raw, env, labels)
-    except ConfigError as error:
-        write_config_error(env, error.problems, workflow)
-        return ExitCode.BAD_CONFIG
-    return execute(config, env, workflow, redactor)
-
-
-def execute(config: GateConfig, env: Mapping[str, str], workflow: Workflow, redactor: Redactor, *,
-            summary_file: str | None = None, output_file: str | None = None, json_out: TextIO | None = None,
-            install_signals: bool = True, clock: Clock | None = None) -> int:
-    """The one code path: gate the job, then publish outputs, summary and annotations, then the exit code.
-    `clock` (durations and the date) is the real one unless a test brings its own."""
-    log = get_logger("dbtgate")
-    guard = SignalGuard()
-    if install_signals:
-        guard.install()
-    for warning in config.warnings:
-        workflow.warning(warning, title="dbtgate input")
-    clock = clock or SystemClock()
-    gate: Gate | None = None
-    try:
-        client = DbtCloudClient(config.base_url, config.token, config.account_id, api_timeout=config.api_timeout,
-                                clock=clock)
-        gate = Gate(config, client, clock, emit=lambda line: log.info(line))
-        result = gate.run()
-    except Interrupted as interrupted:
-        # Before the gate took charge there is nothing to cancel; after it returned, it already did what it could.
-        result = gate.salvage(interrupted) if gate is not None else _bare_result(interrupted)
-    guard.reporting = True  # from here on, a further signal must not cut the report short
-    publish(result, config, workflow=workflow, env=env, summary_file=summary_file, output_file=output_file)
-    log.info(result.headline, outcome=result.outcome.value, exit_code=result.exit_code)
-    if json_out is not None:
-        payload = {"outputs": outputs_for(result, config), "run": run_json(result.run) if result.run else None}
-        json_out.write(json.dumps(payload, indent=2) + "\n")
-        json_out.flush()
-    return result.exit_code
-
-
-def _bare_result(interrupted: Interrupted) -> GateResult:
-    return GateResult(outcome=Outcome.INTERRUPTED, exit_code=exit_code_for(Outcome.INTERRUPTED, True,
-                                                                           interrupted.signum),
-                      headline=f"Interrupted by {interrupted} before any run was triggered")
 
 
 # ---- CLI ------------------------------------------------------------------------------------------------------
@@ -146,26 +75,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="trigger a job and wait for the run (the gate)", epilog=EXIT_CODES_HELP,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    _connection_flags(run)
-    _gate_flags(run, include_trigger=True)
-    run.set_defaults(handler=cmd_gate)
+    _input_flags(run, "run")
+    run.set_defaults(parser=run, handler=cmd_gate)
 
     wait = commands.add_parser("wait", help="wait on an existing run and gate on it", epilog=EXIT_CODES_HELP,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
     wait.add_argument("run_id", metavar="RUN_ID")
-    _connection_flags(wait)
-    _gate_flags(wait, include_trigger=False)
-    wait.set_defaults(handler=cmd_gate)
+    _input_flags(wait, "wait")
+    wait.set_defaults(parser=wait, handler=cmd_gate)
 
     status = commands.add_parser("status", help="show a run's status")
     status.add_argument("run_id", metavar="RUN_ID")
-    _connection_flags(status)
-    status.set_defaults(handler=cmd_status)
+    _input_flags(status, "status")
+    status.set_defaults(parser=status, handler=cmd_status)
 
     cancel = commands.add_parser("cancel", help="cancel a run")
     cancel.add_argument("run_id", metavar="RUN_ID")
-    _connection_flags(cancel)
-    cancel.set_defaults(handler=cmd_cancel)
+    _input_flags(cancel, "cancel")
+    cancel.set_defaults(parser=cancel, handler=cmd_cancel)
 
     emulator = commands.add_parser("emulator", help="serve a local dbt Cloud API emulator until Ctrl-C")
     emulator.add_argument("--port", type=int, default=8765, help="port to listen on (0: any free port)")
@@ -174,50 +101,63 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument("--scenario", help="scenario YAML file (default: the built-in demo scenario)")
     emulator.add_argument("--time-scale", type=float, help="emulated seconds per real second")
     emulator.add_argument("--tls", action="store_true", help="serve HTTPS with a throwaway self-signed certificate")
-    emulator.set_defaults(handler=cmd_emulator)
+    emulator.set_defaults(parser=emulator, handler=cmd_emulator)
 
     demo = commands.add_parser("demo", help="watch dbtgate gate two jobs on the built-in emulator")
     demo.add_argument("--out", default="dbtgate-demo", help="folder for the outputs, summaries and artifacts")
-    demo.set_defaults(handler=cmd_demo)
+    demo.set_defaults(parser=demo, handler=cmd_demo)
     return parser
 
 
-def _connection_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("dbt Cloud")
-    for name in ("dbt_cloud_url", "dbt_cloud_token", "dbt_cloud_account_id", "allow_insecure_http", "api_timeout"):
-        _add_input(group, SPECS[name])
+def _unknown_flags(parser: argparse.ArgumentParser, unknown: list[str]) -> None:
+    """A mistyped flag: the command's own usage, and the flag that was probably meant (argparse says neither)."""
+    known = [option for action in parser._actions for option in action.option_strings]
+    hints = []
+    for word in unknown:
+        if word.startswith("-"):
+            close = difflib.get_close_matches(word.split("=", 1)[0], known, n=1, cutoff=0.6)
+            hints.append(f"{word} (did you mean {close[0]}?)" if close else word)
+    parser.error("unrecognized arguments: " + (", ".join(hints) if hints else " ".join(unknown)))
+
+
+def _input_flags(parser: argparse.ArgumentParser, command: str) -> None:
+    """The flags of one command: every input that command takes (inputs.py says which), in its group."""
+    groups: dict[Group, Any] = {}
+    for spec in INPUTS:
+        if command in spec.commands:
+            if spec.group not in groups:
+                groups[spec.group] = parser.add_argument_group(spec.group.value)
+            _add_input(groups[spec.group], spec)
     output = parser.add_argument_group("output")
     output.add_argument("--json", action="store_true", help="print the outputs as JSON on stdout")
     output.add_argument("--log-format", choices=("console", "json"), default="console",
                         help="progress log format on stderr")
     output.add_argument("--debug", action="store_true", help="log every request (the token is always redacted)")
+    if command in GATE:
+        output.add_argument("--summary", metavar="FILE", help="append the Markdown summary to FILE")
+        output.add_argument("--output", metavar="FILE", help="append outputs to FILE in GITHUB_OUTPUT format")
 
 
-def _gate_flags(parser: argparse.ArgumentParser, include_trigger: bool) -> None:
-    group = parser.add_argument_group("trigger" if include_trigger else "gate")
-    for spec in INPUTS:
-        if spec.name in ("dbt_cloud_url", "dbt_cloud_token", "dbt_cloud_account_id", "allow_insecure_http",
-                         "api_timeout", "run_id"):
-            continue
-        if not include_trigger and spec.name in RUN_ONLY:
-            continue
-        _add_input(group, spec)
-    files = parser.add_argument_group("report files")
-    files.add_argument("--summary", metavar="FILE", help="append the Markdown summary to FILE")
-    files.add_argument("--output", metavar="FILE", help="append outputs to FILE in GITHUB_OUTPUT format")
+_INPUT_NAME = re.compile(r"\b(" + "|".join(sorted(INPUT_NAMES, key=len, reverse=True)) + r")\b")
+
+
+def in_flags(text: str) -> str:
+    """An input's description as a CLI user reads it: every input name it mentions written as its flag."""
+    return _INPUT_NAME.sub(lambda found: SPECS[found.group(1)].flag if SPECS[found.group(1)].commands
+                           else found.group(1).upper(), text)
 
 
 def _add_input(group: Any, spec: InputSpec) -> None:
-    flag = flag_of(spec)
+    flag = spec.flag
     env_note = f" [env: {', '.join(spec.env_vars)}]" if spec.env_vars else ""
     default_note = f" (default: {spec.default})" if spec.default else ""
-    help_text = (spec.description + default_note + env_note).replace("%", "%%")
-    if spec.name in BOOLEAN_INPUTS:
+    help_text = (in_flags(spec.description) + default_note + env_note).replace("%", "%%")
+    if spec.kind in (Kind.BOOL, Kind.AUTO_BOOL):
         group.add_argument(flag, dest=spec.name, nargs="?", const="true", metavar="BOOL",
                            help=f"{help_text} Off: --no-{flag[2:]}.")
         group.add_argument("--no-" + flag[2:], dest=spec.name, action="store_const", const="false",
                            help=argparse.SUPPRESS)
-    elif spec.name in MULTI_INPUTS:
+    elif spec.kind is Kind.LINES:
         group.add_argument(flag, dest=spec.name, action="append", metavar="VALUE", help=help_text + " Repeatable.")
     else:
         group.add_argument(flag, dest=spec.name, metavar=spec.name.upper().removeprefix("DBT_CLOUD_"),
@@ -234,11 +174,11 @@ def _raw_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[di
         if value is None:
             value = next((env[var] for var in spec.env_vars if env.get(var)), None)
         raw[spec.name] = value if value is not None else spec.default
-        labels[spec.name] = flag_of(spec) + (f" (or {spec.env_vars[0]})" if spec.env_vars else "")
+        labels[spec.name] = spec.flag + (f" (or {spec.env_vars[0]})" if spec.env_vars else "")
+    labels["run_id"] = "`dbtgate wait RUN_ID`"   # `run` has no run id: waiting on one is `wait`'s job
     run_id = getattr(args, "run_id", None)
     if run_id is not None:
         raw["run_id"] = str(run_id)
-        labels["run_id"] = "RUN_ID"
     return raw, labels
 
 
@@ -262,7 +202,7 @@ def cmd_gate(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, s
         config = parse_config(raw, env, labels)
     except ConfigError as error:
         write_config_error(env, error.problems, workflow, summary_file=args.summary, output_file=args.output)
-        return ExitCode.BAD_CONFIG
+        return ExitStatus.BAD_CONFIG
     return execute(config, env, workflow, redactor, summary_file=args.summary, output_file=args.output,
                    json_out=stdout if args.json else None)
 
@@ -278,8 +218,7 @@ def _client_for(args: argparse.Namespace, env: Mapping[str, str], workflow: Work
         write_config_error(env, error.problems, workflow)
         return None
     assert config.run_id is not None
-    return DbtCloudClient(config.base_url, config.token, config.account_id, api_timeout=config.api_timeout,
-                          clock=SystemClock()), config.run_id
+    return connect(config, SystemClock()), config.run_id
 
 
 def _one_run(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stderr: TextIO,
@@ -288,20 +227,23 @@ def _one_run(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, s
     workflow, _, stdout, stderr = _cli_setup(args, env, stdout, stderr)
     found = _client_for(args, env, workflow)
     if found is None:
-        return ExitCode.BAD_CONFIG
+        return ExitStatus.BAD_CONFIG
     client, run_id = found
     try:
         run = call(client, run_id, client.clock.monotonic() + client.api_timeout * 3)
-    except (ApiFailure, DeadlineExceeded) as error:
+    except (ApiError, DeadlineExceeded) as error:
+        if isinstance(error, ApiError) and error.kind.is_mistake:
+            workflow.error(str(error), title="dbtgate: bad input")
+            return ExitStatus.BAD_CONFIG
         workflow.error(str(error), title="dbt Cloud API failed")
-        return ExitCode.API_FAILED
+        return ExitStatus.API_FAILED
     message = f" — {' '.join(run.status_message.split())}" if run.status_message else ""
     stderr.write(f"Run {run.id}: {' '.join(describe(run).split())}{message}\n{run.href}\n")
     stderr.flush()
     if args.json:
         stdout.write(json.dumps(run_json(run), indent=2) + "\n")
         stdout.flush()
-    return ExitCode.SUCCESS
+    return ExitStatus.SUCCESS
 
 
 def cmd_status(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stderr: TextIO) -> int:
@@ -321,7 +263,7 @@ def cmd_emulator(args: argparse.Namespace, env: Mapping[str, str], stdout: TextI
         scenario = load_scenario(args.scenario, **overrides)
     except (ScenarioError, OSError) as error:
         stderr.write(f"dbtgate emulator: {error}\n")
-        return ExitCode.BAD_CONFIG
+        return ExitStatus.BAD_CONFIG
     try:
         emulator = Emulator(scenario, port=args.port, host=args.host, tls=args.tls)
     except OSError as error:
@@ -330,7 +272,7 @@ def cmd_emulator(args: argparse.Namespace, env: Mapping[str, str], stdout: TextI
         stderr.write(f"dbtgate emulator: cannot listen on {args.host}:{args.port}: {error.strerror or error}. "
                      + ("Stop whatever uses that port, or pick another with --port N (--port 0 takes any free "
                         "port).\n" if taken else "Check --host and --port.\n"))
-        return ExitCode.BAD_CONFIG
+        return ExitStatus.BAD_CONFIG
     jobs = ", ".join(f"{job.id} ({job.name})" for job in scenario.jobs) or "none"
     stdout.write(
         f"dbt Cloud emulator listening on {emulator.url}\n"
@@ -348,7 +290,7 @@ def cmd_emulator(args: argparse.Namespace, env: Mapping[str, str], stdout: TextI
         stdout.write("stopped\n")
     finally:
         emulator.stop()
-    return ExitCode.SUCCESS
+    return ExitStatus.SUCCESS
 
 
 def cmd_demo(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stderr: TextIO) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TextIO
 
+from dbtgate.app import execute
 from dbtgate.config import parse_config
 from dbtgate.emulator import Emulator
 from dbtgate.github import Workflow
@@ -14,8 +15,6 @@ DEMO_JOBS = ((1, 0, "a job that succeeds (with one warning)"), (2, 1, "a job who
 
 
 def run_demo(out: Path, stdout: TextIO, stderr: TextIO) -> int:
-    from dbtgate.cli import execute
-
     out.mkdir(parents=True, exist_ok=True)
     surprises = 0
     with Emulator() as emulator:

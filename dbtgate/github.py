@@ -20,29 +20,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
+from dbtgate.escape import command_data, command_property, defuse
 from dbtgate.logs import Redactor
-
-_LEGACY = "##["
-
-
-def escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def escape_property(text: str) -> str:
-    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def command(name: str, message: str = "", **properties: str | int | None) -> str:
-    props = ",".join(f"{key}={escape_property(str(value))}" for key, value in properties.items()
+    props = ",".join(f"{key}={command_property(str(value))}" for key, value in properties.items()
                      if value is not None and value != "")
-    return f"::{name}{' ' + props if props else ''}::{escape_data(message)}"
-
-
-def defuse(line: str) -> str:
-    """One physical line that the runner cannot read as a workflow command, old or new syntax."""
-    line = line.replace(_LEGACY, "## [")
-    return f"· {line}" if line.lstrip().startswith("::") else line
+    return f"::{name}{' ' + props if props else ''}::{command_data(message)}"
 
 
 class GuardedStream:

@@ -11,10 +11,11 @@ it after the run is already triggering, not before.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, TextIO
+
+from dbtgate.escape import escaped_forms
 
 REDACTED = "***"
 
@@ -35,7 +36,7 @@ class Redactor:
     def add(self, secret: str) -> None:
         if not secret:
             return
-        for form in _escaped_forms(secret):
+        for form in escaped_forms(secret):
             if form not in self.secrets:
                 self.secrets.append(form)
         self.secrets.sort(key=len, reverse=True)  # the longest form first, so no shorter one cuts it in two
@@ -56,14 +57,6 @@ class Redactor:
     def __call__(self, logger: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         return {key: (REDACTED if key.lower() == "authorization" else self.scrub(value))
                 for key, value in event.items()}
-
-
-def _escaped_forms(secret: str) -> list[str]:
-    markdown = re.sub(r"([\\`*_\[\]|~#])", r"\\\1", secret)
-    html = secret.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
-    command = secret.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    prop = command.replace(":", "%3A").replace(",", "%2C")
-    return list(dict.fromkeys([secret, markdown, html, command, prop, markdown.replace("&", "&amp;")]))
 
 
 def one_line(logger: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

@@ -19,22 +19,16 @@ class Interrupted(BaseException):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
 
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum
-
 
 class SignalGuard:
     def __init__(self) -> None:
         self.reporting = False
-        self.received: list[int] = []
 
     def install(self) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self._handle)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.received.append(signum)
         if self.reporting:
             return
         raise Interrupted(signum)

@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dbtgate.cli import execute, open_channel  # noqa: E402
+from dbtgate.app import execute, open_channel  # noqa: E402
 from dbtgate.clock import VirtualClock  # noqa: E402
 from dbtgate.config import parse_config  # noqa: E402
 from dbtgate.emulator import Emulator, parse_scenario  # noqa: E402

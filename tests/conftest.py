@@ -10,7 +10,9 @@ import requests
 from dbtgate.clock import Clock, VirtualClock
 from dbtgate.emulator import Emulator, parse_scenario
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+# Reference data copied into the checkout (tests/fixtures/README.md): no test reads outside it.
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+REFERENCE = FIXTURES / "reference"
 TOKEN = "s3cr3t-Token-value-0123456789abcdef"
 
 BASE_JOBS: list[dict[str, Any]] = [

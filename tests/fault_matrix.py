@@ -1,7 +1,7 @@
 """The reliability matrix: every fault kind the wild has thrown at dbt Cloud clients, driven through the gate.
 
-Each case runs the real gate (`cli.execute`: client, gate, report) over real HTTP against the emulator, with one
-virtual clock shared by both, so hours of waiting and backoff take milliseconds. `tests/test_faults.py` asserts
+Each case runs the real gate (`app.execute`: client, gate, report) over real HTTP against the emulator, with one
+virtual clock shared by both, so hours of waiting and backoff take milliseconds. `tests/gate/test_gate.py` asserts
 every expectation; `scripts/gen_reliability.py` writes the observed results to docs/reliability.md.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dbtgate.cli import execute, open_channel
+from dbtgate.app import execute, open_channel
 from dbtgate.clock import VirtualClock
 from dbtgate.config import parse_config
 from dbtgate.emulator import Emulator
@@ -49,6 +49,7 @@ class Observed:
     summary: str
     outputs: dict[str, str]
     emulator: Emulator
+    workdir: Path                   # the workspace the gate ran in (artifacts are saved under it)
 
     def matches(self, case: Case) -> bool:
         return (self.outcome, self.exit_code, self.runs_created, self.cancel_sent, self.token_leaked,
@@ -178,7 +179,7 @@ def run_case(case: Case, workdir: Path | None = None) -> Observed:
 
 def run_gate(emulator: Emulator, clock: VirtualClock, inputs: dict[str, str],
              workdir: Path | None = None, token: str = TOKEN) -> Observed:
-    """Run the whole gate (`cli.execute`) in-process against a running emulator that shares `clock` (and whose
+    """Run the whole gate (`app.execute`) in-process against a running emulator that shares `clock` (and whose
     date is the gate's date too, for max_age)."""
     workdir = workdir or Path(tempfile.mkdtemp(prefix="dbtgate-gate-"))
     raw = {"dbt_cloud_url": emulator.url, "dbt_cloud_token": token, "dbt_cloud_account_id": "1",
@@ -204,4 +205,4 @@ def run_gate(emulator: Emulator, clock: VirtualClock, inputs: dict[str, str],
     return Observed(outcome=parsed["outcome"], exit_code=code, runs_created=len(emulator.world.run_ids()),
                     cancel_sent=bool(emulator.log.cancels()), token_leaked=leaked, injected=injected_commands(log),
                     requests=len(emulator.log.all()), virtual_seconds=clock.monotonic() - started, log=log,
-                    summary=summary_text, outputs=parsed, emulator=emulator)
+                    summary=summary_text, outputs=parsed, emulator=emulator, workdir=workdir)

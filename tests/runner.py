@@ -149,3 +149,12 @@ def run_step(inputs: dict[str, Any], workspace: Path, extra_env: dict[str, str] 
              timeout: float = 60) -> StepResult:
     process, env = start_step(inputs, workspace, extra_env)
     return finish_step(process, env, workspace, timeout)
+
+
+# The CLI as a user runs it: a subprocess with a clean environment.
+def cli(*args: str, env: dict[str, str] | None = None, entry: str = "module",
+        timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "dbtgate"] if entry == "module" else [sys.executable, str(ROOT / "entrypoint.py")]
+    base = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), "HOME": os.environ.get("HOME", "/tmp")}
+    return subprocess.run([*command, *args], env={**base, **(env or {})}, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)

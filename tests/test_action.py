@@ -162,7 +162,7 @@ def test_bad_inputs_are_all_named_and_nothing_is_triggered(emulator_factory: Emu
 def test_wrong_host_401_says_which_host_and_what_to_do(emulator_factory: EmulatorFactory, tmp_path: Path) -> None:
     emulator = emulator_factory()
     step = run_step({**inputs(emulator, 1), "dbt_cloud_token": "not-the-token"}, tmp_path / "ws")
-    assert step.exit_code == 3
+    assert (step.exit_code, step.outputs["outcome"]) == (2, "config_error"), "a wrong token is bad input"
     errors = "\n".join(step.commands("error"))
     host = emulator.url.split("://")[1]
     assert f"dbt Cloud at {host} answered 401 Invalid token." in errors
@@ -170,11 +170,10 @@ def test_wrong_host_401_says_which_host_and_what_to_do(emulator_factory: Emulato
     assert emulator.log.of("trigger") == []
 
 
-def test_unknown_job_is_an_api_failure_before_any_trigger(emulator_factory: EmulatorFactory,
-                                                          tmp_path: Path) -> None:
+def test_unknown_job_is_bad_input_before_any_trigger(emulator_factory: EmulatorFactory, tmp_path: Path) -> None:
     emulator = emulator_factory()
     step = run_step(inputs(emulator, 999), tmp_path / "ws")
-    assert step.exit_code == 3
+    assert (step.exit_code, step.outputs["outcome"]) == (2, "config_error")
     assert "found no job 999 in account 1" in "\n".join(step.commands("error"))
     assert emulator.log.of("trigger") == []
 

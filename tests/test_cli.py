@@ -13,15 +13,7 @@ from pathlib import Path
 
 from dbtgate.emulator import Emulator
 from tests.conftest import TOKEN, EmulatorFactory
-from tests.runner import ROOT, parse_output_file
-
-
-def cli(*args: str, env: dict[str, str] | None = None, entry: str = "module",
-        timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "dbtgate"] if entry == "module" else [sys.executable, str(ROOT / "entrypoint.py")]
-    base = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), "HOME": os.environ.get("HOME", "/tmp")}
-    return subprocess.run([*command, *args], env={**base, **(env or {})}, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+from tests.runner import ROOT, cli, parse_output_file
 
 
 def dbt_env(emulator: Emulator) -> dict[str, str]:
@@ -140,7 +132,8 @@ def test_the_emulator_command_serves_until_ctrl_c(tmp_path: Path) -> None:
     import requests
     jobs = requests.get(f"{url}/api/v2/accounts/1/jobs/", headers={"Authorization": "Token emulator-token"},
                         timeout=5)
-    assert jobs.status_code == 200 and len(jobs.json()["data"]) == 5
+    from dbtgate.emulator import load_scenario
+    assert jobs.status_code == 200 and len(jobs.json()["data"]) == len(load_scenario().jobs)
     time.sleep(0.1)
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=10) == 0
@@ -161,3 +154,20 @@ def test_the_emulator_on_a_taken_port_says_what_to_do(emulator_factory: Emulator
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert f"cannot listen on 127.0.0.1:{taken.port}" in result.stderr and "--port 0" in result.stderr
+
+
+def test_a_mistyped_flag_gets_the_command_s_usage_and_a_did_you_mean() -> None:
+    result = cli("run", "--job-idd", "3")
+    assert result.returncode == 2
+    assert "usage: dbtgate run" in result.stderr and "did you mean --job-id?" in result.stderr
+
+
+def test_run_help_speaks_in_flags_not_action_input_names() -> None:
+    text = cli("run", "--help").stdout
+    assert "dbt_cloud_job_name" not in text and "--job-name" in text
+    assert "`dbtgate wait RUN_ID`" not in text or "RUN_ID" in text
+
+
+def test_an_empty_job_id_points_at_dbtgate_wait_not_a_flag_run_does_not_have() -> None:
+    result = cli("run", env={"DBT_CLOUD_API_TOKEN": TOKEN, "DBT_CLOUD_ACCOUNT_ID": "1"})
+    assert result.returncode == 2 and "dbtgate wait RUN_ID" in result.stderr and "--run-id" not in result.stderr

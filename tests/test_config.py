@@ -6,17 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dbtgate.config import (
-    USER_CAUSE_LIMIT,
-    ConfigError,
-    default_cause,
-    normalize_url,
-    parse_bool,
-    parse_config,
-    parse_duration,
-    parse_positive_int,
-    parse_steps,
-)
+from dbtgate.config import default_cause, parse_config
+from dbtgate.errors import ConfigError
+from dbtgate.parsers import USER_CAUSE_LIMIT, normalize_url, parse_bool, parse_duration, parse_positive_int, parse_steps
 
 BASE = {"dbt_cloud_token": "t0k", "dbt_cloud_account_id": "1", "dbt_cloud_job_id": "2"}
 

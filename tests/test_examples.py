@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from dbtgate.cli import build_parser
-from dbtgate.config import INPUTS
+from dbtgate.inputs import INPUTS
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "docs" / "examples"

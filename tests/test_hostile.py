@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from dbtgate.emulator import Emulator
+from dbtgate.errors import ApiErrorKind
 from tests.conftest import TOKEN, EmulatorFactory
 from tests.fault_matrix import CASES, injected_commands, run_case
 from tests.runner import ROOT, action_env, finish_step, parse_output_file, run_step, start_step
@@ -234,15 +235,15 @@ def test_the_token_is_redacted_from_saved_artifacts_across_chunk_boundaries(tmp_
 @pytest.mark.parametrize("href", ["https://x/y\n# Fake heading", "https://x/y\t[a](https://evil)", "javascript:x",
                                   "https://x/y)](https://evil", "  https://x"])
 def test_only_plain_http_links_reach_the_summary(href: str) -> None:
-    from dbtgate.summary import _safe_url
-    url = _safe_url(href)
+    from dbtgate.escape import link_target
+    url = link_target(href)
     assert url == "#" or (url.startswith(("http://", "https://")) and not any(c in url for c in "\n\t ()[]|"))
 
 
 # ---- 4b. a run is reused only if it builds what this gate would build -------------------------------------------
 def test_reuse_needs_every_build_setting_to_match() -> None:
-    from dbtgate.gate import reuse_mismatch
-    from dbtgate.models import Run
+    from dbtgate.cloud.models import Run
+    from dbtgate.gate.trigger import reuse_mismatch
     def run(status: int = 3, job: int = 1, **trigger: object) -> Run:
         return Run.from_api({"id": 5, "job_definition_id": job, "status": status,
                              "trigger": {"cause": "x", **trigger}})
@@ -326,17 +327,17 @@ def test_a_real_shaped_token_echoed_by_dbt_cloud_is_redacted_even_once_escaped()
 
 def test_the_verdict_never_comes_from_a_trigger_answer_alone() -> None:
     """A trigger answer that claims the new run already succeeded is read back; if that read fails, no green."""
-    from dbtgate.client import ApiFailure
     from dbtgate.clock import VirtualClock
-    from dbtgate.models import Run
-    from dbtgate.waiting import RunWatcher
+    from dbtgate.cloud.models import Run
+    from dbtgate.errors import ApiError
+    from dbtgate.watch.watcher import RunWatcher
 
     class Failing:
         bytes_received = 0
 
         def get_run(self, run_id: int, include: Any = (), *, deadline: float,
                     not_found_grace_until: float | None = None) -> Run:
-            raise ApiFailure("down", kind="unavailable")
+            raise ApiError("down", kind=ApiErrorKind.UNAVAILABLE)
 
         def list_runs(self, job_id: int, **_: Any) -> list[Run]:
             return []
@@ -346,12 +347,13 @@ def test_the_verdict_never_comes_from_a_trigger_answer_alone() -> None:
 
     claimed = Run.from_api({"id": 5, "job_definition_id": 2, "status": 10})
     watcher = RunWatcher(Failing(), VirtualClock(), emit=lambda line: None, interval=60, api_timeout=5)  # type: ignore[arg-type]
-    with pytest.raises(ApiFailure):
+    with pytest.raises(ApiError):
         watcher.wait(claimed, deadline=600)
 
 
 def test_not_waiting_is_refused_for_a_run_this_gate_does_not_trigger() -> None:
-    from dbtgate.config import ConfigError, parse_config
+    from dbtgate.config import parse_config
+    from dbtgate.errors import ConfigError
     base = {"dbt_cloud_token": "t", "dbt_cloud_account_id": "1", "wait_for_job": "false"}
     for more in ({"run_id": "5"}, {"dbt_cloud_job_id": "5", "latest_run": "true"}):
         with pytest.raises(ConfigError, match="wait_for_job"):

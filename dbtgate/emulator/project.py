@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import json
 import math
 import random
+import re
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -364,6 +366,10 @@ class StepLog:
     fails: bool = False
     nodes_began: float = 0.0
     pending: Callable[[StepLog], None] | None = None   # writes the lines on first use (history is rarely read)
+    # `dbt source freshness`: (source name, status pass/warn/error, start, end, thread) per source, for sources.json
+    sources: list[tuple[str, str, float, float, int]] = field(default_factory=list)
+    fusion: str | None = None            # the Fusion version the step ran on; None for dbt-core
+    debug: tuple[list[float], list[str], list[int]] | None = None   # the debug log's lines, built on first use
 
     def results(self, project: Project) -> tuple[NodeResult, ...]:
         return tuple(NodeResult(project.nodes[r.index].unique_id, r.status, r.message or "",
@@ -381,15 +387,20 @@ class StepLog:
 
 
 class _Lines:
-    def __init__(self, colour: bool) -> None:
-        self.colour = colour
+    def __init__(self, colour: bool, fusion: str | None = None) -> None:
+        self.colour = colour and fusion is None
+        self.fusion = fusion            # the Fusion version when the step runs on Fusion
         self.offsets: list[float] = []
         self.texts: list[str] = []
         self.stamped: list[bool] = []
         self.threads: list[int] = []
 
-    def add(self, at: float, text: str, thread: int = 0) -> None:
+    def add(self, at: float, text: str, thread: int = 0, level: str = "INFO") -> None:
         first, *rest = text.split("\n")
+        if self.fusion is not None:
+            # dbt Cloud's prefix on a Fusion line: `HH:MM:SS      LEVEL message` (render() adds the time and two
+            # spaces); a blank line is the level alone, continuation lines carry no prefix.
+            first = f"    {level} {first}" if first else f"    {level}"
         self.offsets.append(at)
         self.texts.append(first)
         self.stamped.append(True)
@@ -410,6 +421,11 @@ def _justify(text: str, bracket: str) -> str:
 
 def _header(out: _Lines, project: Project, at: float, parse_seconds: float, threads: int | None,
             full: bool = True) -> float:
+    if out.fusion is not None:
+        out.add(at, f"     Running Fusion version: {out.fusion}")
+        out.add(at + min(0.6, parse_seconds / 4), f"dbt-fusion {out.fusion}")
+        out.add(at + min(0.7, parse_seconds / 3), "   Loading profiles.yml")
+        return at + parse_seconds
     out.add(at, f"Running with dbt={DBT_VERSION}")
     out.add(at + min(0.6, parse_seconds / 4), f"Registered adapter: {ADAPTER}")
     at += parse_seconds
@@ -565,27 +581,47 @@ def _adapter_message(node: Node, rng: random.Random) -> str:
 
 def command_step(project: Project, command: str, shape: RunShape, *, only: frozenset[str] | None = None,
                  warnings: dict[str, NodeResult] | None = None, colour: bool = False,
-                 fails: bool = False, run_id: int = 0) -> StepLog:
-    """The whole timeline of one dbt command: header, nodes on threads, closing summary."""
+                 fails: bool = False, run_id: int = 0, fusion: str | None = None) -> StepLog:
+    """The whole timeline of one dbt command: header, nodes on threads, closing summary. `fusion`: the Fusion
+    version the step runs on (Fusion's words instead of dbt-core's)."""
     verb = verb_of(command)
-    out = _Lines(colour)
+    out = _Lines(colour, fusion)
     if verb == "deps":
-        return _deps_step(command, out, shape)
+        step = _deps_step(command, out, shape)
+        step.fusion = fusion
+        return step
     if verb == "source" and "freshness" in command:
-        return _freshness_step(project, command, out, shape, fails)
+        step = _freshness_step(project, command, out, shape, fails)
+        step.fusion = fusion
+        return step
     parse = _parse_seconds(project)
     if verb in ("docs", "parse", "compile", "ls", "list", "debug", "clean", "run-operation", "") or \
             verb not in _VERB_TYPES:
         threads = shape.threads if verb in ("docs", "compile") else None
         at = _header(out, project, 0.0, parse, threads)
         end = at + (shape.target - at if shape.target and shape.target > at else 1.0 + len(project.nodes) * 0.01)
+        runs: list[NodeRun] = []
         if verb == "docs":
-            out.add(end - 0.5 if end - 0.5 > at else at, "Building catalog")
+            catalog = end - 0.5 if end - 0.5 > at else at
+            runs = _compiled_everything(project, shape, at, catalog)
+            out.add(catalog, "Building catalog")
             out.add(end, f"Catalog written to /tmp/jobs/{run_id}/target/catalog.json")
         elif fails:
-            out.add(end, "Encountered an error:")
-            out.add(end, "Compilation Error in model orders (models/marts/orders.sql)")
-        return StepLog(command, end, out.offsets, out.texts, out.stamped, out.threads, [], 0.0, fails, at)
+            if fusion is not None:
+                out.add(end, "[error] [JinjaError (dbt1501)]: Compilation Error in model orders "
+                             "(models/marts/orders.sql)", level="ERROR")
+            else:
+                out.add(end, "Encountered an error:")
+                out.add(end, "Compilation Error in model orders (models/marts/orders.sql)")
+        if fusion is not None:
+            out.add(end, "")
+            out.add(end, f"{' Execution Summary ':=^60}")
+            word = "with 1 error" if fails else "successfully"
+            out.add(end, f"Finished '{' '.join(command.split()[1:3]) or 'dbt'}' {word} for target '{TARGET}' "
+                         f"[{_fusion_total(end)}]")
+        elapsed = (max((r.end for r in runs), default=at) - at) if runs else 0.0
+        return StepLog(command, end, out.offsets, out.texts, out.stamped, out.threads, runs, elapsed, fails, at,
+                       fusion=fusion)
 
     selected = _selection(project, command, only)
     outcome: dict[int, str] = {}
@@ -658,10 +694,181 @@ def command_step(project: Project, command: str, shape: RunShape, *, only: froze
     failed = any(r.status in ("error", "fail") for r in finished)
 
     def write(step: StepLog) -> None:
-        _write_nodes(out, project, selected, finished, end, elapsed, verb)
+        if fusion is not None:
+            _write_fusion_nodes(out, project, finished, end, elapsed, verb)
+        else:
+            _write_nodes(out, project, selected, finished, end, elapsed, verb)
         step.offsets, step.texts, step.stamped, step.threads = out.offsets, out.texts, out.stamped, out.threads
 
-    return StepLog(command, end, [], [], [], [], by_number, elapsed, failed or fails, begin, write)
+    return StepLog(command, end, [], [], [], [], by_number, elapsed, failed or fails, begin, write, fusion=fusion)
+
+
+# ---- Fusion (dbt v2.0): its console words as dbt Cloud shows them -------------------------------------------------
+# Sources: dbt-labs/dbt-fusion crates/dbt-common/src/tracing/formatters/ (node.rs, layout.rs, invocation.rs,
+# duration.rs); tests/fixtures/fusion/README.md.
+FUSION_VERSION = "2.0.0-preview.176"
+_FUSION_WORDS = {"success": "Succeeded", "pass": "Passed", "warn": "Warned", "fail": "Failed", "error": "Failed",
+                 "skipped": "Skipped", "reused": "Reused", "cancelled": "Cancelled"}
+
+
+def fusion_preview(version: str) -> int:
+    """N of 2.0.0-preview.N (a large number for other 2.x versions: the newest shapes)."""
+    match = re.search(r"preview(?:-nightly)?\.(\d+)", version)
+    return int(match.group(1)) if match else 10_000
+
+
+def _fusion_duration(seconds: float) -> str:
+    """duration.rs format_duration_fixed_width: 7 characters."""
+    if seconds <= 0:
+        return "-------"
+    if seconds < 60:
+        return f"{seconds:6.2f}s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60:>3}m{whole % 60:>2}s"
+    if whole < 86400:
+        return f"{whole // 3600:>3}h{whole % 3600 // 60:>2}m"
+    return "   >24h"
+
+
+def _fusion_total(seconds: float) -> str:
+    """duration.rs format_duration_for_summary: 850ms, 4.2s, 1m 23s, 1h 5m 3s."""
+    if seconds < 1:
+        return f"{int(seconds * 1000)}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    hours, minutes, secs = whole // 3600, whole % 3600 // 60, whole % 60
+    parts = ([f"{hours}h"] if hours else []) + ([f"{minutes}m"] if minutes else []) + ([f"{secs}s"] if secs else [])
+    return " ".join(parts)
+
+
+def _fusion_line(node: Node, status: str, seconds: float, position: int) -> str:
+    """node.rs format_node_processed_end: `{ACTION:>10} [{DUR:7}] {TYPE:<5} {schema.}{alias}{suffix}`."""
+    action = _FUSION_WORDS.get(status, "Finished")
+    kind = node.resource_type
+    if kind == "test":
+        target = node.name
+        suffix = "" if status == "pass" else f" ({node.original_file_path}:{8 + position % 40}:15)"
+    else:
+        target = f"{node.schema}.{node.name}"
+        suffix = f" ({node.materialization or kind})"
+    return f"{action:>10} [{_fusion_duration(0.0 if status == 'skipped' else seconds)}] {kind:<5} {target}{suffix}"
+
+
+def _write_fusion_nodes(out: _Lines, project: Project, finished: list[NodeRun], end: float, elapsed: float,
+                        verb: str) -> None:
+    """Fusion prints one line per node when it ends (no `N of M`, no START on the console), skipped nodes
+    included, then Test Failures, Errors and Warnings and the Execution Summary (tui_layer.rs)."""
+    events: list[tuple[float, int, str, int]] = []
+    for r in finished:
+        node = project.nodes[r.index]
+        moment = r.start if r.status == "skipped" else r.end
+        events.append((moment, r.number, _fusion_line(node, r.status, r.end - r.start, r.index), r.thread))
+    events.sort(key=lambda e: (e[0], e[1]))
+    for moment, _, text, thread in events:
+        out.add(moment, text, thread)
+    failed_tests = [r for r in finished if r.status == "fail"]
+    errors = [r for r in finished if r.status == "error"]
+    warned = [r for r in finished if r.status == "warn"]
+    if failed_tests:
+        out.add(end, "")
+        out.add(end, f"{' Test Failures ':=^60}")
+        for r in sorted(failed_tests, key=lambda r: r.end):
+            out.add(end, f"Test failed ({r.failures or 1} failed row(s)): {project.nodes[r.index].name}")
+    if errors:
+        out.add(end, "", level="ERROR")
+        out.add(end, f"{' Errors and Warnings ':=^60}", level="ERROR")
+        for r in sorted(errors, key=lambda r: r.end):
+            node = project.nodes[r.index]
+            detail = (r.message or "").split("\n")[1:] or ["  Sql Execution Error: SQL compilation error"]
+            text = (f"[error] [DbSyntaxInvalid (dbt1302)]: Database Error in model {node.name} "
+                    f"(target/run/{project.name}/{node.original_file_path})\n" + "\n".join(detail))
+            out.add(end, text, level="ERROR")
+    out.add(end, "")
+    out.add(end, f"{' Execution Summary ':=^60}")
+    n_errors, n_warns = len(errors) + len(failed_tests), len(warned)
+    words = [f"{n_warns} warning{'s' if n_warns != 1 else ''}"] if n_warns else []
+    words += [f"{n_errors} error{'s' if n_errors != 1 else ''}"] if n_errors else []
+    outcome = f"with {' and '.join(words)}" if words else "successfully"
+    out.add(end, f"Finished '{verb}' {outcome} for target '{TARGET}' [{_fusion_total(elapsed)}]")
+    counts: dict[str, int] = {}
+    for r in finished:
+        kind = project.nodes[r.index].resource_type
+        counts[kind] = counts.get(kind, 0) + 1
+    plural = {"model": "models", "test": "tests", "snapshot": "snapshots", "seed": "seeds"}
+    out.add(end, "Processed: " + " | ".join(f"{counts[k]} {k if counts[k] == 1 else plural[k]}"
+                                           for k in ("model", "test", "snapshot", "seed") if counts.get(k)))
+    buckets = {"success": sum(1 for r in finished if r.status in ("success", "pass")), "warn": n_warns,
+               "error": n_errors, "skipped": sum(1 for r in finished if r.status == "skipped")}
+    out.add(end, f"Summary: {len(finished)} total" + "".join(f" | {n} {name}" for name, n in buckets.items() if n))
+
+
+def fusion_run_results(results: dict[str, Any], version: str) -> dict[str, Any]:
+    """Fusion's run_results.json from dbt-core's shape, by version (run_results.rs): before preview.90 error and
+    skipped results are left out (dbt-fusion #1130); up to preview.202 keys that are None are not written — no
+    `message`, `compiled`, `compiled_code`, `relation_name`, `batch_results`, and `failures` only on tests
+    (#1437, dbt-core #14554); timing's compile and execute share the node's whole span; thread ids are `Thread-N`;
+    adapter_response is {} before preview.208."""
+    preview = fusion_preview(version)
+    shaped: list[dict[str, Any]] = []
+    defaults = {"success": "Succeeded", "error": "Error", "warn": "Warn", "pass": "Pass", "fail": "Error",
+                "skipped": "Skipped"}
+    for result in results["results"]:
+        status = result["status"]
+        if preview < 90 and status in ("error", "skipped"):
+            continue
+        timing = result["timing"]
+        moment = results["metadata"]["generated_at"]
+        span = ({"started_at": timing[0]["started_at"], "completed_at": timing[-1]["completed_at"]} if timing else
+                {"started_at": moment, "completed_at": moment})
+        item: dict[str, Any] = {
+            "status": status,
+            "timing": [{"name": "compile", **span}, {"name": "execute", **span}],
+            "thread_id": result["thread_id"].replace(" (worker)", ""),
+            "execution_time": result["execution_time"],
+            "adapter_response": {} if preview < 208 else result["adapter_response"],
+            "unique_id": result["unique_id"],
+        }
+        is_test = result["unique_id"].startswith(("test.", "unit_test."))
+        if preview <= 202:
+            if is_test and status != "skipped":
+                item["failures"] = result["failures"] or 0
+        else:
+            item.update(message=result["message"] or defaults.get(status, ""), failures=result["failures"]
+                        if is_test else None, compiled=None,
+                        compiled_code=result["compiled_code"] if preview >= 209 else None,
+                        relation_name=result["relation_name"], batch_results=None)
+        shaped.append(item)
+    digest = results["metadata"]["invocation_id"].replace("-", "")
+    return {
+        "metadata": {**results["metadata"], "dbt_version": version,
+                     "invocation_id": f"019d{digest[4:8]}-{digest[8:12]}-7{digest[13:16]}-{digest[16:20]}-"
+                                      f"{digest[20:32]}"},
+        "results": shaped,
+        "elapsed_time": results["elapsed_time"],
+        "args": {"command": results["args"]["which"], **results["args"]},
+    }
+
+
+def _compiled_everything(project: Project, shape: RunShape, begin: float, until: float) -> list[NodeRun]:
+    """What `dbt docs generate` puts in run_results.json: every node of the project compiled, each `success`
+    (dbt-core #3171, #4448), on the step's threads, in completion order."""
+    rng = random.Random(f"compile:{shape.seed}")
+    threads = max(1, shape.threads)
+    free = [begin] * threads
+    span = max(0.01, until - begin)
+    each = span * threads / max(1, len(project.nodes))
+    runs: list[NodeRun] = []
+    for number in range(1, len(project.nodes) + 1):
+        slot = min(range(threads), key=lambda k: (free[k], k))
+        start = free[slot]
+        end = min(until, start + each * rng.uniform(0.5, 1.0))
+        free[slot] = end
+        runs.append(NodeRun(number - 1, number, "success", start, end,
+                            slot + 1, None, None, ""))
+    runs.sort(key=lambda r: (r.end, r.number))
+    return runs
 
 
 def _write_nodes(out: _Lines, project: Project, selected: list[int], finished: list[NodeRun], end: float,
@@ -779,6 +986,11 @@ def _closing(out: _Lines, project: Project, selected: list[int], runs: list[Node
 
 def _deps_step(command: str, out: _Lines, shape: RunShape) -> StepLog:
     end = shape.target if shape.target else 4.0
+    if out.fusion is not None:
+        out.add(0.0, f"     Running Fusion version: {out.fusion}")
+        out.add(end * 0.3, "Installing packages")
+        out.add(end * 0.9, " Installed 1 package")
+        return StepLog(command, end, out.offsets, out.texts, out.stamped, out.threads, [], 0.0, False, 0.0)
     out.add(0.0, f"Running with dbt={DBT_VERSION}")
     out.add(end * 0.3, "Updating lock file in file path: /tmp/jobs/target/package-lock.yml")
     out.add(end * 0.4, "Installing dbt-labs/dbt_utils")
@@ -803,12 +1015,12 @@ def _freshness_step(project: Project, command: str, out: _Lines, shape: RunShape
         factor = 1.0
     free = [header_end] * shape.threads
     events: list[tuple[float, int, str]] = []
+    checked: list[tuple[str, str, float, float, int]] = []
     for n, (source, seconds) in enumerate(zip(sources, per, strict=True), start=1):
         slot = min(range(len(free)), key=lambda k: (free[k], k))
         start = free[slot]
         end = start + seconds * factor
         free[slot] = end
-        events.append((start, n * 2, _justify(f"{n} of {total} START freshness of raw.{source}", "RUN")))
         timing = f" in {end - start:.2f}s"
         n_index = n - 1
         if n_index == stale:
@@ -817,13 +1029,30 @@ def _freshness_step(project: Project, command: str, out: _Lines, shape: RunShape
             label, colour = "WARN", 33
         else:
             label, colour = "PASS", 32
-        events.append((end, n * 2 + 1, _justify(f"{n} of {total} {label} freshness of raw.{source}",
-                                                out.paint(label, colour) + timing)))
+        if out.fusion is not None:
+            # format_freshness_result: Passed / Warned / Stale, and how old the data is.
+            word, age = {"ERROR STALE": ("Stale", "1d 6h"), "WARN": ("Warned", "13h 2m")}.get(label, ("Passed",
+                                                                                                    "30m"))
+            events.append((end, n * 2 + 1, f"{word:>10} [{_fusion_duration(end - start)}] source raw.{source} "
+                                           f"(last updated {age} ago)"))
+        else:
+            events.append((start, n * 2, _justify(f"{n} of {total} START freshness of raw.{source}", "RUN")))
+            events.append((end, n * 2 + 1, _justify(f"{n} of {total} {label} freshness of raw.{source}",
+                                                    out.paint(label, colour) + timing)))
+        checked.append((source, {"ERROR STALE": "error", "WARN": "warn"}.get(label, "pass"), start, end, slot + 1))
     events.sort()
     for moment, _, text in events:
         out.add(moment, text)
     last = max((e[0] for e in events), default=header_end)
     end = last + 0.2
+    checked.sort(key=lambda c: (c[3], c[0]))
+    if out.fusion is not None:
+        out.add(end, "")
+        out.add(end, f"{' Execution Summary ':=^60}")
+        outcome = "with 1 error" if stale >= 0 else "successfully"
+        out.add(end, f"Finished 'source freshness' {outcome} for target '{TARGET}' [{_fusion_total(last)}]")
+        return StepLog(command, end, out.offsets, out.texts, out.stamped, out.threads, [], last - header_end,
+                       stale >= 0, header_end, sources=checked)
     out.add(end, "")
     out.add(end, f"Finished running {total} source{'s' if total != 1 else ''} in {_took(last - header_end)}.")
     out.add(end, "")
@@ -832,7 +1061,7 @@ def _freshness_step(project: Project, command: str, out: _Lines, shape: RunShape
         out.add(end, "  Status: error")
     out.add(end, "Done.")
     return StepLog(command, end, out.offsets, out.texts, out.stamped, out.threads, [], last - header_end,
-                   stale >= 0, header_end)
+                   stale >= 0, header_end, sources=checked)
 
 
 def placeholder(command: str) -> StepLog:
@@ -871,21 +1100,161 @@ def render(step: StepLog, began: float, upto: float, colour: bool, tail: int | N
     return "\n".join(lines) + "\n" if lines else ""
 
 
-def render_debug(step: StepLog, began: float, upto: float, tail: int | None = None) -> str:
-    """The debug-level log (dbt.log's format): every info line with µs, level and thread, plus node debug lines."""
-    count = step.count_at(upto)
-    lines: list[str] = []
-    for k in range(count):
-        moment = began + step.offsets[k]
-        stamp = datetime.fromtimestamp(moment, UTC).strftime("%H:%M:%S.%f")
+_LINE, _RAW, _BANNER, _DONE = 1, 0, 2, 3     # kinds of debug lines: stamped, continuation, banner, "Command ..."
+
+
+def _level(text: str) -> str:
+    """The level dbt gives a console line in dbt.log: errors and failures [error], warnings [warn ]."""
+    plain = text.replace("\x1b[31m", "").replace("\x1b[33m", "").replace("\x1b[32m", "").replace("\x1b[0m", "")
+    if plain.startswith("[ERROR]") or re.search(r"^\d+ of \d+ (ERROR|FAIL \d+) ", plain):
+        return "error"
+    if plain.startswith("[WARNING]") or re.search(r"^\d+ of \d+ WARN ", plain):
+        return "warn "
+    return "info "
+
+
+def debug_timeline(step: StepLog, project: Project, run_id: int) -> tuple[list[float], list[str], list[int]]:
+    """dbt.log of the step at debug level, as dbt-core writes it (reference: build-error-debug.log): the invocation
+    banner, `running dbt with arguments`, every console line with its level and thread, and per node the
+    `Began running node` / compiling / executing / SQL / `SQL status` / `Finished running node` lines; at the end
+    `Resource report` and `Command ... succeeded|failed at ... after N seconds`. Built once, on first use."""
+    if step.debug is not None:
+        return step.debug
+    step.ensure()
+    if step.fusion is not None:
+        step.debug = _fusion_debug(step, project, run_id)
+        return step.debug
+    events: list[tuple[float, int, int, int, str, str]] = []   # (offset, priority, seq, kind, thread, text)
+    seq = 0
+
+    def add(at: float, priority: int, text: str, thread: str = "MainThread", level: str = "debug",
+            kind: int = _LINE) -> None:
+        nonlocal seq
+        first, *rest = text.split("\n")
+        events.append((at, priority, seq, kind, thread, f"[{level}] [{thread}]: {first}" if kind == _LINE
+                       else first))
+        seq += 1
+        for line in rest:
+            events.append((at, priority, seq, _RAW, thread, line))
+            seq += 1
+
+    dbt_command = step.command.startswith("dbt ")
+    target = f"/tmp/jobs/{run_id}/target"
+    if dbt_command:
+        add(0.0, -1, f"{'=' * 30} {{stamp}} | {invocation_id(run_id, step.command)} {'=' * 30}", kind=_BANNER)
+    for k, text in enumerate(step.texts):
+        at = step.offsets[k]
         thread = f"Thread-{step.threads[k]} (" if step.threads[k] else "MainThread"
-        text = step.texts[k]
-        if step.stamped[k]:
-            lines.append(f"{stamp} [info ] [{thread}]: {text}")
+        if not step.stamped[k]:
+            events.append((at, 1, seq, _RAW, thread, text))
+            seq += 1
+            continue
+        add(at, 1, text, thread, _level(text))
+        if dbt_command and text.startswith("Running with dbt="):
+            arguments = {"invocation_command": step.command, "log_path": "/tmp/jobs/repo/logs", "printer_width": "80",
+                         "use_colors": "False", "log_format": "default", "partial_parse": "True",
+                         "send_anonymous_usage_stats": "False", "write_json": "True", "profiles_dir": "/tmp/jobs/.dbt"}
+            add(at, 1, f"running dbt with arguments {arguments}")
+        elif dbt_command and text.startswith("Registered adapter:"):
+            digest = hashlib.sha256(f"{project.name}".encode()).hexdigest()
+            add(at, 1, f"checksum: {digest}, vars: {{}}, profile: user, target: {TARGET}, version: {DBT_VERSION}")
+        elif dbt_command and text.startswith("Found "):
+            add(at, 0, f"Wrote artifact WritableManifest to {target}/manifest.json")
+        elif dbt_command and text.startswith("Concurrency:"):
+            add(at, 1, "Acquiring new snowflake connection 'master'")
+    generate = verb_of(step.command) == "docs"
+    for r in step.runs:
+        if r.status == "skipped":
+            continue
+        node = project.nodes[r.index]
+        uid, thread, span = node.unique_id, f"Thread-{r.thread} (", max(r.end - r.start, 1e-3)
+        add(r.start, 0, f"Began running node {uid}", thread)
+        add(r.start + span * 0.02, 2, f"Began compiling node {uid}", thread)
+        add(r.start + span * 0.05, 2, f'Writing injected SQL for node "{uid}"', thread)
+        if generate:
+            add(r.end, 2, f"Finished running node {uid}", thread)
+            continue
+        add(r.start + span * 0.08, 2, f"Began executing node {uid}", thread)
+        if node.resource_type != "seed":
+            add(r.start + span * 0.1, 2, f'Using snowflake connection "{uid}"', thread)
+            comment = json.dumps({"app": "dbt", "dbt_version": DBT_VERSION, "profile_name": "user",
+                                  "target_name": TARGET, "node_id": uid})
+            relation = f"ANALYTICS.{node.schema.upper()}.{node.name.upper()}"
+            sql = (f"select count(*) as failures from (\n  select * from {relation}\n) dbt_internal_test"
+                   if node.resource_type == "test" else
+                   f"create or replace transient table {relation}\n  as\n  (\nselect * from {node.name}\n  );")
+            add(r.start + span * 0.12, 2, f"On {uid}: /* {comment} */\n{sql}", thread)
+        if r.status == "error":
+            add(r.end, 0, f"Snowflake adapter: Snowflake query id: 01b{r.number:05d}-0000-{r.thread:04d}", thread)
+            add(r.end, 0, f"Snowflake adapter: Snowflake error: {(r.message or '').split(chr(10))[-1].strip()}",
+                thread)
+            add(r.end, 0, f"On {uid}: ROLLBACK", thread)
         else:
-            lines.append(text)
-    if tail is not None:
-        lines = lines[-tail:]
+            add(r.end, 0, f"SQL status: {r.adapter_message or 'SUCCESS 1'} in {span * 0.9:.3f} seconds", thread)
+        add(r.end, 2, f"On {uid}: Close", thread)
+        add(r.end, 2, f"Finished running node {uid}", thread)
+    if dbt_command and verb_of(step.command) != "deps":
+        end = step.duration
+        verb = verb_of(step.command)
+        if step.runs or step.sources:
+            artifact = "sources.json" if step.sources else "run_results.json"
+            add(end, 0, f"Wrote artifact {'FreshnessExecutionResultArtifact' if step.sources else 'RunExecutionResult'}"
+                        f" to {target}/{artifact}")
+        report = {"command_name": which_of(step.command), "command_success": not step.fails,
+                  "command_wall_clock_time": round(end, 6), "process_mem_max_rss": "512000"}
+        add(end, 3, f"Resource report: {json.dumps(report)}")
+        add(end, 3, f"Command `dbt {verb}` {'failed' if step.fails else 'succeeded'} at {{at}} after "
+                    f"{end:.2f} seconds", kind=_DONE)
+        add(end, 3, "Flushing usage events")
+    events.sort(key=lambda e: (e[0], e[1], e[2]))
+    step.debug = ([e[0] for e in events], [e[5] for e in events], [e[3] for e in events])
+    return step.debug
+
+
+def _fusion_debug(step: StepLog, project: Project, run_id: int) -> tuple[list[float], list[str], list[int]]:
+    """Fusion's logs/dbt.log (file_log_layer.rs): a `==== <RFC3339> | <invocation> ====` banner, then
+    `HH:MM:SS.ffffff [level]: message` — `Started model schema.alias` lines, the node result lines, the rest."""
+    banner = f"{'=' * 20} {{stamp}} | {invocation_id(run_id, step.command)} {'=' * 20}"
+    events: list[tuple[float, int, int, str]] = [(0.0, -1, _BANNER, banner)]
+    levels = {"INFO": "info ", "WARN": "warn ", "ERROR": "error"}
+    for k, text in enumerate(step.texts):
+        if not step.stamped[k]:
+            events.append((step.offsets[k], k, _RAW, text))
+            continue
+        word, _, message = text.strip().partition(" ")
+        events.append((step.offsets[k], k, _LINE, f"[{levels.get(word, 'info ')}]: {message}"))
+    for r in step.runs:
+        if r.status != "skipped":
+            node = project.nodes[r.index]
+            what = node.name if node.resource_type == "test" else f"{node.schema}.{node.name}"
+            events.append((r.start, -1, _LINE, f"[debug]: Started {node.resource_type} {what}"))
+            events.append((r.end, -1, _LINE, f"[debug]: Query executed on node {node.unique_id}:"))
+            events.append((r.end, -1, _RAW, f"select * from {node.name}"))
+    events.sort(key=lambda e: (e[0], e[1]))
+    return [e[0] for e in events], [e[3] for e in events], [e[2] for e in events]
+
+
+def render_debug(step: StepLog, began: float, upto: float, tail: int | None = None, project: Project | None = None,
+                 run_id: int = 0) -> str:
+    """The debug-level log up to `upto` seconds after the step began (the last `tail` lines when given)."""
+    offsets, texts, kinds = debug_timeline(step, project or SAMPLE, run_id)
+    count = bisect_right(offsets, upto + 1e-4)
+    first = 0 if tail is None else max(0, count - tail)
+    lines: list[str] = []
+    for k in range(first, count):
+        kind = kinds[k]
+        if kind == _RAW:
+            lines.append(texts[k])
+            continue
+        stamp = datetime.fromtimestamp(began + offsets[k], UTC).strftime("%H:%M:%S.%f")
+        if kind == _BANNER:
+            moment = datetime.fromtimestamp(began + offsets[k], UTC)
+            lines.append(texts[k].replace("{stamp}", moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if "=" * 30 not in
+                                          texts[k] else stamp))
+        elif kind == _DONE:
+            lines.append(f"{stamp} [debug] [MainThread]: {texts[k].replace('{at}', stamp)}")
+        else:
+            lines.append(f"{stamp} {texts[k]}")
     return "\n".join(lines) + "\n" if lines else ""
 
 
@@ -894,7 +1263,37 @@ def _iso(moment: float) -> str:
     return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def run_results_json(project: Project, step: StepLog, began: float, run_id: int) -> dict[str, Any]:
+# `args.which` as dbt-core records it: the (sub)command's own name (`dbt source freshness` → freshness,
+# `dbt docs generate` → generate).
+_WHICH = {"source": "freshness", "docs": "generate"}
+
+
+def which_of(command: str) -> str:
+    verb = verb_of(command)
+    return _WHICH.get(verb, verb)
+
+
+def invocation_id(run_id: int, command: str) -> str:
+    digest = hashlib.md5(f"{run_id}:{command}".encode(), usedforsecurity=False).hexdigest()
+    return f"{digest[:8]}-{digest[8:12]}-4{digest[13:16]}-8{digest[17:20]}-{digest[20:32]}"
+
+
+def _args(command: str, run_id: int, threads: int) -> dict[str, Any]:
+    words = command.split()
+    select = [words[i + 1] for i, w in enumerate(words[:-1]) if w in ("--select", "-s", "--models", "-m")]
+    return {"which": which_of(command), "invocation_command": command, "project_dir": "/tmp/jobs/repo",
+            "profiles_dir": "/tmp/jobs/.dbt", "target_path": f"/tmp/jobs/{run_id}/target", "log_level": "info",
+            "log_level_file": "debug", "log_format": "default", "log_format_file": "debug", "use_colors": False,
+            "printer_width": 80, "threads": threads, "select": select, "exclude": [], "vars": {},
+            "full_refresh": "--full-refresh" in words, "fail_fast": "--fail-fast" in words or "-x" in words,
+            "defer": False, "favor_state": False, "indirect_selection": "eager", "write_json": True,
+            "partial_parse": True, "static_parser": True, "introspect": True, "send_anonymous_usage_stats": False,
+            "version_check": True, "warn_error_options": {"error": [], "warn": [], "silence": []},
+            "quiet": False, "print": True}
+
+
+def run_results_json(project: Project, step: StepLog, began: float, run_id: int,
+                     env: dict[str, str] | None = None, threads: int = 4) -> dict[str, Any]:
     results = []
     for r in step.runs:
         node = project.nodes[r.index]
@@ -922,62 +1321,170 @@ def run_results_json(project: Project, step: StepLog, began: float, run_id: int)
             "batch_results": None,
             "overload_results": None,
         })
-    invocation = hashlib.md5(f"{run_id}:{step.command}".encode(), usedforsecurity=False).hexdigest()
     return {
         "metadata": {
             "dbt_schema_version": "https://schemas.getdbt.com/dbt/run-results/v6.json",
             "dbt_version": DBT_VERSION,
             "generated_at": _iso(began + step.duration),
-            "invocation_id": f"{invocation[:8]}-{invocation[8:12]}-4{invocation[13:16]}-8{invocation[17:20]}-"
-                             f"{invocation[20:32]}",
+            "invocation_id": invocation_id(run_id, step.command),
             "invocation_started_at": _iso(began),
-            "env": {},
+            "env": dict(env or {}),
         },
         "results": results,
         "elapsed_time": step.elapsed,
-        "args": {"which": verb_of(step.command), "invocation_command": step.command,
-                 "project_dir": f"/tmp/jobs/{run_id}/target", "log_level": "info", "use_colors": False},
+        "args": _args(step.command, run_id, threads),
     }
 
 
-def manifest_json(project: Project, generated_at: str) -> dict[str, Any]:
-    nodes: dict[str, Any] = {}
+def sources_json(project: Project, step: StepLog, began: float, run_id: int,
+                 env: dict[str, str] | None = None) -> dict[str, Any]:
+    """target/sources.json of a `dbt source freshness` step (schema v3), as in the reference run."""
+    criteria = {"warn_after": {"count": 12, "period": "hour"}, "error_after": {"count": 24, "period": "hour"},
+                "filter": None}
+    results = []
+    for name, status, start, end, thread in step.sources:
+        age = {"pass": 1800.0, "warn": 13 * 3600.0, "error": 30 * 3600.0}[status]
+        snapshotted = began + end
+        results.append({
+            "unique_id": f"source.{project.name}.raw.{name}",
+            "max_loaded_at": datetime.fromtimestamp(snapshotted - age, UTC).isoformat(),
+            "snapshotted_at": datetime.fromtimestamp(snapshotted, UTC).isoformat(),
+            "max_loaded_at_time_ago_in_s": age, "status": status, "criteria": criteria,
+            "adapter_response": {"_message": "SUCCESS 1", "code": "SUCCESS", "rows_affected": 1},
+            "timing": [{"name": "compile", "started_at": _iso(began + start), "completed_at": _iso(began + start)},
+                       {"name": "execute", "started_at": _iso(began + start), "completed_at": _iso(began + end)}],
+            "thread_id": f"Thread-{thread} (worker)", "execution_time": end - start,
+        })
+    return {
+        "metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/sources/v3.json",
+                     "dbt_version": DBT_VERSION, "generated_at": _iso(began + step.duration),
+                     "invocation_id": invocation_id(run_id, step.command), "invocation_started_at": _iso(began),
+                     "env": dict(env or {})},
+        "results": results,
+        "elapsed_time": step.elapsed,
+    }
+
+
+def _checksum(text: str) -> dict[str, str]:
+    return {"name": "sha256", "checksum": hashlib.sha256(text.encode()).hexdigest()}
+
+
+def _manifest_node(project: Project, node: Node) -> dict[str, Any]:
+    """One node as dbt 1.12 writes it in manifest.json (schema v12): every field dbt-core's loader requires."""
+    kind = node.resource_type
+    parents = [project.nodes[p].unique_id for p in node.parents]
+    folders = node.original_file_path.split("/")[1:-1]
+    path = node.original_file_path.split("/", 1)[-1] if kind != "test" else f"{node.name}.sql"
+    config: dict[str, Any] = {"enabled": True, "alias": None, "schema": None, "database": None, "tags": [],
+                              "meta": {}, "group": None, "materialized": node.materialization or "test"}
+    if kind == "test":
+        config.update(severity="ERROR", store_failures=None, where=None, limit=None, fail_calc="count(*)",
+                      warn_if="!= 0", error_if="!= 0")
+    else:
+        config.update({"persist_docs": {}, "post-hook": [], "pre-hook": [], "quoting": {}, "column_types": {},
+                       "full_refresh": None, "unique_key": None, "on_schema_change": "ignore",
+                       "on_configuration_change": "apply", "grants": {}, "packages": [],
+                       "docs": {"show": True, "node_color": None},
+                       "contract": {"enforced": False, "alias_types": True}})
+    if kind == "snapshot":
+        config.update(strategy="check", check_cols="all", unique_key="id")
+    raw_code = "" if kind == "seed" else f"select * from {{{{ ref('{project.nodes[node.parents[0]].name}') }}}}" \
+        if node.parents else f"select 1 as {node.name}_id"
+    relation = None if kind == "test" else f'"ANALYTICS"."{node.schema.upper()}"."{node.name.upper()}"'
+    entry: dict[str, Any] = {
+        "database": "ANALYTICS", "schema": node.schema, "name": node.name, "resource_type": kind,
+        "package_name": project.name, "path": path, "original_file_path": node.original_file_path,
+        "unique_id": node.unique_id, "fqn": [project.name, *folders, node.name], "alias": node.name,
+        "checksum": _checksum(f"{node.unique_id}:{raw_code}"), "config": config, "tags": [], "description": "",
+        "columns": {}, "meta": {}, "group": None, "docs": {"show": True, "node_color": None}, "patch_path": None,
+        "build_path": None, "unrendered_config": {}, "created_at": 1700000000.0, "relation_name": relation,
+        "doc_blocks": [], "raw_code": raw_code,
+        # dbt writes attached_node on tests only; null elsewhere keeps readers that look it up on every node working.
+        "attached_node": None,
+    }
+    if kind == "seed":
+        # dbt writes only "macros" for a seed; "nodes": [] too keeps graph walkers that expect it working.
+        entry.update(root_path="/tmp/jobs/repo", depends_on={"macros": [], "nodes": []})
+        return entry
+    entry.update(language="sql", refs=[{"name": project.nodes[p].name, "package": None, "version": None}
+                                       for p in node.parents if project.nodes[p].resource_type != "test"],
+                 sources=[], metrics=[], functions=[], depends_on={"macros": [], "nodes": parents},
+                 compiled_path=None, contract={"enforced": False, "alias_types": True, "checksum": None})
+    if kind == "model":
+        entry.update(access="protected", constraints=[], version=None, latest_version=None, deprecation_date=None,
+                     primary_key=[], time_spine=None)
+    if kind == "test":
+        column = node.name.split("_", 2)[-1]
+        entry.update(column_name=column, file_key_name=f"models.{project.nodes[node.parents[0]].name}"
+                     if node.parents else None,
+                     attached_node=project.nodes[node.attached_to].unique_id if node.attached_to is not None
+                     else None,
+                     test_metadata={"name": node.name.split("_")[0] if not node.name.startswith("not_null")
+                                    else "not_null", "kwargs": {"column_name": column}, "namespace": None})
+    return entry
+
+
+def manifest_json(project: Project, generated_at: str, invocation_id: str = "", dbt_version: str = DBT_VERSION,
+                  env: dict[str, str] | None = None) -> dict[str, Any]:
+    """manifest.json (schema v12) with the fields dbt-core's own loader requires of every node and source
+    (WritableManifest.from_dict accepts it; docs/emulator.md, "Artifacts")."""
+    nodes = {node.unique_id: _manifest_node(project, node) for node in project.nodes}
     child_map: dict[str, list[str]] = {}
     for node in project.nodes:
-        parents = [project.nodes[p].unique_id for p in node.parents]
-        for parent in parents:
-            child_map.setdefault(parent, []).append(node.unique_id)
-        nodes[node.unique_id] = {
-            "unique_id": node.unique_id,
-            "name": node.name,
-            "resource_type": node.resource_type,
-            "package_name": project.name,
-            "schema": node.schema,
-            "database": "ANALYTICS",
-            "original_file_path": node.original_file_path,
-            "path": node.original_file_path.split("/", 1)[-1] if node.resource_type != "test"
-            else f"{node.name}.sql",
-            "fqn": [project.name, *node.original_file_path.split("/")[1:-1], node.name],
-            "config": {"materialized": node.materialization or "test", "enabled": True},
-            "depends_on": {"macros": [], "nodes": parents},
-            "attached_node": project.nodes[node.attached_to].unique_id if node.attached_to is not None else None,
+        for p in node.parents:
+            child_map.setdefault(project.nodes[p].unique_id, []).append(node.unique_id)
+    freshness = {"warn_after": {"count": 12, "period": "hour"}, "error_after": {"count": 24, "period": "hour"},
+                 "filter": None}
+    sources: dict[str, Any] = {}
+    for name in project.sources:
+        uid = f"source.{project.name}.raw.{name}"
+        sources[uid] = {
+            "database": "RAW", "schema": "raw", "name": name, "resource_type": "source",
+            "package_name": project.name, "path": "models/staging/_sources.yml",
+            "original_file_path": "models/staging/_sources.yml", "unique_id": uid,
+            "fqn": [project.name, "staging", "raw", name], "source_name": "raw", "source_description": "",
+            "loader": "", "identifier": name, "quoting": {"database": None, "schema": None, "identifier": None,
+                                                          "column": None},
+            "loaded_at_field": "_loaded_at", "loaded_at_query": None, "freshness": freshness, "external": None,
+            "description": "", "columns": {}, "meta": {}, "source_meta": {}, "tags": [],
+            "config": {"enabled": True, "event_time": None, "freshness": freshness, "meta": {}, "tags": []},
+            "patch_path": None, "unrendered_config": {}, "relation_name": f'"RAW"."RAW"."{name.upper()}"',
+            "created_at": 1700000000.0, "unrendered_database": None, "unrendered_schema": None, "doc_blocks": [],
         }
     return {
         "metadata": {
             "dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/v12.json",
-            "dbt_version": DBT_VERSION,
+            "dbt_version": dbt_version,
             "generated_at": generated_at,
+            "invocation_id": invocation_id or None,
+            "invocation_started_at": generated_at,
+            "env": dict(env or {}),
             "project_name": project.name,
+            "project_id": hashlib.md5(project.name.encode(), usedforsecurity=False).hexdigest(),
+            "user_id": None,
+            "send_anonymous_usage_stats": False,
             "adapter_type": "snowflake",
+            "quoting": {"database": True, "schema": True, "identifier": True, "column": None},
+            "run_started_at": generated_at,
         },
         "nodes": nodes,
-        "sources": {f"source.{project.name}.raw.{s}": {"unique_id": f"source.{project.name}.raw.{s}", "name": s,
-                                                        "source_name": "raw", "resource_type": "source",
-                                                        "original_file_path": "models/staging/_sources.yml"}
-                    for s in project.sources},
+        "sources": sources,
         "macros": {},
-        "parent_map": {n.unique_id: [project.nodes[p].unique_id for p in n.parents] for n in project.nodes},
-        "child_map": {n.unique_id: child_map.get(n.unique_id, []) for n in project.nodes},
+        "docs": {},
+        "exposures": {},
+        "metrics": {},
+        "groups": {},
+        "selectors": {},
+        "disabled": {},
+        "parent_map": {**{n.unique_id: [project.nodes[p].unique_id for p in n.parents] for n in project.nodes},
+                       **{uid: [] for uid in sources}},
+        "child_map": {**{n.unique_id: child_map.get(n.unique_id, []) for n in project.nodes},
+                      **{uid: [] for uid in sources}},
+        "group_map": {},
+        "saved_queries": {},
+        "semantic_models": {},
+        "unit_tests": {},
+        "functions": {},
     }
 
 

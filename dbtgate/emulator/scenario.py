@@ -27,10 +27,11 @@ from typing import Any
 
 import yaml
 
-from dbtgate.emulator.project import SAMPLE_PACKAGE, NodeResult, ProjectSpec, sample_node
+from dbtgate.emulator.project import FUSION_VERSION, SAMPLE_PACKAGE, NodeResult, ProjectSpec, sample_node
 
 ENDPOINTS = frozenset({"trigger", "rerun", "retry", "retry_details", "get_run", "list_runs", "cancel",
-                       "list_artifacts", "get_artifact", "get_job", "list_jobs", "*"})
+                       "list_artifacts", "get_artifact", "get_job", "list_jobs", "get_step", "get_job_artifact",
+                       "list_accounts", "get_account", "*"})
 FAULT_KINDS = frozenset({
     "http_error",               # a status code with an HTML, JSON or empty body (5xx bursts, 429, 401 midway)
     "malformed_json",           # 200 with a body that is not JSON
@@ -124,6 +125,13 @@ class JobSpec:
     seed: int = 0
     history: int = 0                       # finished runs that exist before the emulator starts
     cron: str | None = None
+    dbt_version: str = "latest"            # the job's dbt version ("latest", "latest-fusion", "1.10", "2.0")
+    engine: str = "core"                   # core | fusion: which dbt the runs speak (from dbt_version or `engine`)
+    fusion_version: str = FUSION_VERSION   # what a Fusion run reports (its log banner, run_results.json shape)
+
+    @property
+    def fusion(self) -> bool:
+        return self.engine == "fusion"
 
     def outcome_for(self, attempt: int) -> str:
         """The outcome of the job's attempt-th run (0-based); the last listed outcome repeats."""
@@ -286,7 +294,25 @@ def _parse_job(item: Any, index: int) -> JobSpec:
         kwargs["explicit_failures"] = True
     if "warnings" in item:
         kwargs["warnings"] = _node_results(item["warnings"], f"{where}.warnings", "warn", shaped)
+    if "dbt_version" in item:
+        kwargs["dbt_version"] = str(item["dbt_version"])
+    if "fusion_version" in item:
+        kwargs["fusion_version"] = str(item["fusion_version"])
+    elif str(kwargs.get("dbt_version", "")).startswith("2."):
+        kwargs["fusion_version"] = str(kwargs["dbt_version"])
+    engine = str(item.get("engine", "fusion" if is_fusion_version(kwargs.get("dbt_version", "")) else "core"))
+    if engine not in ("core", "fusion"):
+        raise ScenarioError(f"{where}.engine must be core or fusion")
+    kwargs["engine"] = engine
+    if engine == "fusion" and "dbt_version" not in item:
+        kwargs["dbt_version"] = "latest-fusion"
     return JobSpec(**kwargs)
+
+
+def is_fusion_version(version: str | None) -> bool:
+    """A dbt version string that names the Fusion engine: "latest-fusion", "fusion", "2.0", "2.0.0-preview.45"."""
+    text = (version or "").strip().lower()
+    return "fusion" in text or text.startswith("2.")
 
 
 def _range(value: Any, where: str) -> tuple[float, float]:

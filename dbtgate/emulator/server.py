@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import functools
+import gzip
 import html
 import json
 import re
@@ -19,6 +20,7 @@ import threading
 import time
 import traceback
 import zlib
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,10 +33,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from dbtgate.emulator.faults import FaultInjector, RequestFacts
 from dbtgate.emulator.scenario import HOSTILE_FIELDS, FaultSpec
-from dbtgate.emulator.world import RetryRefused, RunFilters, World
+from dbtgate.emulator.world import JobFilters, RetryRefused, RunFilters, World
 
 API = r"^/api/v2/accounts/(?P<account>[^/]+)"
 ROUTES: list[tuple[re.Pattern[str], dict[str, str]]] = [
+    (re.compile(r"^/api/v2/accounts/?$"), {"GET": "list_accounts"}),
+    (re.compile(API + r"/?$"), {"GET": "get_account"}),
+    (re.compile(API + r"/steps/(?P<step>[^/]+)/?$"), {"GET": "get_step"}),
+    (re.compile(API + r"/jobs/(?P<job>[^/]+)/artifacts/(?P<path>.+)$"), {"GET": "get_job_artifact"}),
     (re.compile(API + r"/jobs/(?P<job>[^/]+)/run/?$"), {"POST": "trigger"}),
     (re.compile(API + r"/jobs/(?P<job>[^/]+)/rerun/?$"), {"POST": "rerun"}),
     (re.compile(API + r"/jobs/(?P<job>[^/]+)/?$"), {"GET": "get_job"}),
@@ -85,22 +91,48 @@ class LoggedRequest:
     at: float                   # emulated seconds since start
 
 
+LOG_CAPACITY = 10_000           # requests the log keeps (the newest); older ones are counted, not kept
+CRASH_CAPACITY = 100
+
+
 @dataclass
 class RequestLog:
-    entries: list[LoggedRequest] = field(default_factory=list)
+    """The newest LOG_CAPACITY requests (a ring buffer), with counters for all of them: a long-lived emulator
+    under load keeps a bounded memory. `total` counts every request ever logged, `dropped` those that fell out."""
+
+    entries: deque[LoggedRequest] = field(default_factory=lambda: deque(maxlen=LOG_CAPACITY))
     # Endpoints of requests as they arrive, before any answer: a slow fault's request shows here at once.
-    arrivals: list[str] = field(default_factory=list)
-    # Unexpected exceptions the server answered with a 500 (a test can assert there were none).
+    arrivals: Counter[str] = field(default_factory=Counter)
+    # Unexpected exceptions the server answered with a 500 (a test can assert there were none); the newest 100.
     crashes: list[str] = field(default_factory=list)
+    total: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def capacity(self) -> int:
+        return self.entries.maxlen or 0
+
+    @property
+    def dropped(self) -> int:
+        return self.total - len(self.entries)
 
     def add(self, entry: LoggedRequest) -> None:
         with self.lock:
             self.entries.append(entry)
+            self.total += 1
+
+    def arrive(self, endpoint: str) -> None:
+        with self.lock:
+            self.arrivals[endpoint] += 1
+
+    def crash(self, text: str) -> None:
+        with self.lock:
+            self.crashes.append(text)
+            del self.crashes[:-CRASH_CAPACITY]
 
     def arrived(self, endpoint: str) -> int:
         with self.lock:
-            return self.arrivals.count(endpoint)
+            return self.arrivals[endpoint]
 
     def all(self) -> list[LoggedRequest]:
         with self.lock:
@@ -296,8 +328,7 @@ class Handler(BaseHTTPRequestHandler):
             self._commit_log(None)
             return
         text = "".join(traceback.format_exception(error))
-        with self.server.log.lock:
-            self.server.log.crashes.append(text)
+        self.server.log.crash(text)
         sys.stderr.write(f"dbtgate emulator: a request failed inside the emulator (answered 500):\n{text}")
         self.close_connection = True
         if self._responded:
@@ -337,8 +368,7 @@ class Handler(BaseHTTPRequestHandler):
             "auth_scheme": scheme or None, "run_id": run_id, "job_id": job_id, "fault": None,
             "at": world.elapsed(),
         }
-        with self.server.log.lock:
-            self.server.log.arrivals.append(endpoint)
+        self.server.log.arrive(endpoint)
         self._pending = entry
         if body_error is not None:
             self._send_reply(self._error_reply(body_error), None)
@@ -411,7 +441,7 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(405, f'Method "{method[:20]}" not allowed.', None, headers={"Allow": allow})
         if scheme not in ("Token", "Bearer") or token != self.server.world.scenario.token:
             raise ApiError(401, "Invalid token.", None)
-        if _int_or_none(params.get("account")) != self.server.world.scenario.account_id:
+        if endpoint != "list_accounts" and _int_or_none(params.get("account")) != self.server.world.scenario.account_id:
             raise ApiError(404, NOT_FOUND,
                            f"Account {params.get('account', '')[:40]} not found or not accessible with this token.")
 
@@ -422,6 +452,28 @@ class Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, endpoint: str, params: dict[str, str], query: dict[str, list[str]], body: Any) -> Reply:
         world = self.server.world
+        if endpoint in ("list_accounts", "get_account"):
+            account = world.account_json()
+            if endpoint == "get_account":
+                return Reply(200, envelope(200, account))
+            # The accounts this token can see: the emulated one.
+            return Reply(200, envelope(200, [account], extra=_extra({}, "id", 1, 1)))
+        if endpoint == "get_step":
+            step_id = _int_or_none(params.get("step"))
+            found_step = world.step_json(step_id, parse_include_related(query.get("include_related", []))) \
+                if step_id is not None else None
+            if found_step is None:
+                raise ApiError(404, NOT_FOUND, f"Step {params.get('step', '')[:40]} not found.")
+            return Reply(200, envelope(200, found_step))
+        if endpoint == "get_job_artifact":
+            job = world.scenario.job(_int_or_none(params.get("job")) or -1)
+            if job is None:
+                raise ApiError(404, NOT_FOUND, f"Job {params.get('job', '')[:40]} not found.")
+            found = world.job_artifact(job.id, params["path"])
+            if found is None:
+                raise ApiError(404, NOT_FOUND, f"No artifact {params['path'][:200]} in a successful run of job "
+                                               f"{job.id}.")
+            return Reply(200, found, enveloped=False)
         if endpoint in ("trigger", "rerun", "get_job"):
             job = world.scenario.job(_int_or_none(params.get("job")) or -1)
             if job is None:
@@ -478,14 +530,33 @@ class Handler(BaseHTTPRequestHandler):
         state = params.one("state") or "active"
         if state not in ("active", "1", "deleted", "2", "all"):
             raise invalid({"state": f"{state!r} is not valid under any of the given schemas"})
+        project_in = parse_int_list(query["project_id__in"], "project_id__in") if "project_id__in" in query else None
+        versions = frozenset(list_values("dbt_version__in", query["dbt_version__in"])) \
+            if "dbt_version__in" in query else None
+        more = JobFilters(pk=params.integer("pk"), project_id__in=frozenset(project_in) if project_in is not None
+                          else None, dbt_version__in=versions, is_fusion_ready=params.boolean("is_fusion_ready"),
+                          is_system=bool(params.boolean("is_system")),
+                          triggers_schedule=params.boolean("triggers_schedule"))
+        params.related(("environment", "custom_environment_variables", "most_recent_run",
+                        "most_recent_completed_run", "fusion_readiness"))
         jobs, total = self.server.world.list_jobs(project_id=project_id, environment_id=environment_id,
-                                                  name_contains=name, limit=limit, offset=offset, order_by=order_by)
+                                                  name_contains=name, limit=limit, offset=offset, order_by=order_by,
+                                                  filters=more)
         if state in ("deleted", "2"):       # the emulated account has no deleted jobs
             jobs, total = [], 0
         filters: dict[str, Any] = {"account_id": self.server.world.scenario.account_id, "limit": limit,
                                    "offset": offset, "state": state}
         filters.update({key: value for key, value in (("project_id", project_id), ("environment_id", environment_id),
-                                                      ("name__icontains", name)) if value is not None})
+                                                      ("name__icontains", name), ("pk", more.pk),
+                                                      ("is_fusion_ready", more.is_fusion_ready),
+                                                      ("triggers_schedule", more.triggers_schedule))
+                        if value is not None})
+        if "is_system" in query:
+            filters["is_system"] = more.is_system
+        if project_in is not None:
+            filters["project_id__in"] = sorted(project_in)
+        if versions is not None:
+            filters["dbt_version__in"] = sorted(versions)
         return Reply(200, envelope(200, jobs, extra=_extra(filters, order_by, len(jobs), total)))
 
     def _list_runs(self, query: dict[str, list[str]], include: frozenset[str]) -> Reply:
@@ -500,24 +571,43 @@ class Handler(BaseHTTPRequestHandler):
         if order_by.lstrip("-") not in ("id", "created_at", "finished_at"):
             raise invalid({"order_by": f"Cannot order by {order_by!r}: use id, created_at or finished_at."})
         pk_in = parse_int_list(query["pk__in"], "pk__in") if "pk__in" in query else None
+        project_in = parse_int_list(query["project_id__in"], "project_id__in") if "project_id__in" in query else None
+        versions = frozenset(list_values("dbt_version__in", query["dbt_version__in"])) \
+            if "dbt_version__in" in query else None
+        state = params.one("state") or "all"
+        if state not in ("active", "1", "deleted", "2", "all"):
+            raise invalid({"state": f"{state!r} is not valid under any of the given schemas"})
+        params.related(("trigger", "job", "audit", "debug_logs", "run_steps", "environment", "repository",
+                        "run_retries", "used_repo_cache", "repo_cache_restore"))
         filters = RunFilters(pk=params.integer("pk"), pk__in=frozenset(pk_in) if pk_in is not None else None,
                              id__gt=params.integer("id__gt"), project_id=params.integer("project_id"),
                              environment_id=params.integer("environment_id"),
                              created_at__range=params.time_range("created_at__range"),
-                             finished_at__range=params.time_range("finished_at__range"))
+                             finished_at__range=params.time_range("finished_at__range"),
+                             project_id__in=frozenset(project_in) if project_in is not None else None,
+                             dbt_version=params.one("dbt_version"), dbt_version__in=versions,
+                             deferring_run_id=params.integer("deferring_run_id"),
+                             has_docs_generated=params.boolean("has_docs_generated"),
+                             has_sources_generated=params.boolean("has_sources_generated"),
+                             deleted_only=state in ("deleted", "2"))
         runs, total = self.server.world.list_runs(job_id=job_id, statuses=statuses, order_by=order_by, limit=limit,
                                                   offset=offset, include=include, filters=filters)
         echo: dict[str, Any] = {"account_id": self.server.world.scenario.account_id, "limit": limit,
-                                "offset": offset, "state": "all"}
+                                "offset": offset, "state": state}
         if job_id is not None:
             echo["job_definition_id"] = job_id
         if statuses is not None:
             echo["status__in"] = sorted(statuses)
-        for name in ("pk", "id__gt", "project_id", "environment_id"):
+        for name in ("pk", "id__gt", "project_id", "environment_id", "dbt_version", "deferring_run_id",
+                     "has_docs_generated", "has_sources_generated"):
             if getattr(filters, name) is not None:
                 echo[name] = getattr(filters, name)
         if pk_in is not None:
             echo["pk__in"] = sorted(pk_in)
+        if project_in is not None:
+            echo["project_id__in"] = sorted(project_in)
+        if versions is not None:
+            echo["dbt_version__in"] = sorted(versions)
         for name in ("created_at__range", "finished_at__range"):
             bounds = getattr(filters, name)
             if bounds is not None:
@@ -576,8 +666,29 @@ class Handler(BaseHTTPRequestHandler):
             bomb = gzip_bomb(data, fault.size)
             headers["Content-Encoding"] = "gzip"
             chunks, length = [bomb], len(bomb)
+        elif self._accepts_gzip() and (fault is None or fault.kind != "trickle"):
+            # Asked for (requests always asks): the body gzip-compressed, as dbt Cloud's gateway sends it.
+            data = gzip.compress(data, compresslevel=6, mtime=0)
+            headers["Content-Encoding"] = "gzip"
+            chunks, length = [data], len(data)
+        headers.setdefault("Vary", "Accept-Encoding")
         trickle = fault.delay if fault is not None and fault.kind == "trickle" else None
         self._send_bytes(reply.code, chunks, content_type, headers, length, trickle)
+
+    def _accepts_gzip(self) -> bool:
+        """Accept-Encoding names gzip (or *) without q=0."""
+        for item in self.headers.get("Accept-Encoding", "").split(","):
+            name, _, params = item.strip().partition(";")
+            if name.strip().lower() not in ("gzip", "x-gzip", "*"):
+                continue
+            quality = params.strip().lower()
+            if quality.startswith("q="):
+                try:
+                    return float(quality[2:]) > 0
+                except ValueError:
+                    return False
+            return True
+        return False
 
     def _send_bytes(self, code: int, chunks: Iterable[bytes], content_type: str,
                     headers: dict[str, str] | None = None, length: int | None = None,
@@ -699,8 +810,10 @@ class Handler(BaseHTTPRequestHandler):
                     f"</p><ul>{steps}</ul><p>Served by the dbtgate emulator.</p></body></html>")
             self._send_bytes(200, [body.encode()], "text/html")
         elif path.rstrip("/") == "/_emulator/requests":
-            entries = [e.__dict__ for e in self.server.log.all()]
-            self._send_json(200, {"requests": entries})
+            log = self.server.log
+            entries = [e.__dict__ for e in log.all()]
+            self._send_json(200, {"requests": entries, "total": log.total, "dropped": log.dropped,
+                                  "capacity": log.capacity})
         elif path.rstrip("/") == "/_emulator/health":
             self._send_json(200, {"ok": True, "runs": world.run_ids()})
         else:
@@ -728,6 +841,26 @@ class Params:
         if not re.fullmatch(r"-?\d{1,18}", text.strip()):
             raise invalid({name: f"{text[:100]!r} is not valid under any of the given schemas"})
         return int(text)
+
+    def boolean(self, name: str) -> bool | None:
+        """A boolean filter as DRF reads one ("true"/"false", "1"/"0", ...); anything else is a 400."""
+        text = self.one(name)
+        if text is None:
+            return None
+        word = text.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+        raise invalid({name: f"{text[:100]!r} is not valid under any of the given schemas"})
+
+    def related(self, allowed: tuple[str, ...]) -> frozenset[str]:
+        """include_related with only the values the spec lists for this endpoint: an unknown one is a 400."""
+        names = parse_include_related(self.query.get("include_related", []))
+        unknown = sorted(names - set(allowed))
+        if unknown:
+            raise invalid({"include_related": f"{unknown[0][:100]!r} is not one of {', '.join(allowed)}"})
+        return names
 
     def page(self) -> tuple[int, int]:
         limit, offset = self.integer("limit"), self.integer("offset")

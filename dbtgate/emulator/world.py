@@ -20,13 +20,21 @@ from typing import Any
 from dbtgate.clock import Clock
 from dbtgate.emulator import project as dbt
 from dbtgate.emulator.project import NodeResult, Project, RunShape, StepLog
-from dbtgate.emulator.scenario import JobSpec, Scenario
+from dbtgate.emulator.scenario import JobSpec, Scenario, is_fusion_version
 
 QUEUED, STARTING, RUNNING, SUCCESS, ERROR, CANCELLED = 1, 2, 3, 10, 20, 30
 HUMANIZED = {QUEUED: "Queued", STARTING: "Starting", RUNNING: "Running", SUCCESS: "Success", ERROR: "Error",
              CANCELLED: "Cancelled"}
 CANCELLED_BY_USER = "Cancelled by user."
 LOG_TAIL_LINES = dbt.TAIL_LINES
+# What dbt Cloud keeps of a step's logs in the run object (docs.getdbt.com, deploy/run-visibility, "Log size limits"):
+# a running step shows its last 1,000 lines or 0.5 MB, whichever is smaller; a finished step whose last 1,000 lines
+# are over 0.5 MB has its logs left out ("" with log_location "empty", the legacy spec's value for it).
+LOG_MAX_BYTES = 512 * 1024
+TRIGGER_FIELDS = ("git_branch", "git_sha", "azure_pull_request_id", "github_pull_request_id",
+                  "gitlab_merge_request_id", "non_native_pull_request_id", "schema_override", "dbt_version_override",
+                  "threads_override", "target_name_override", "generate_docs_override", "timeout_seconds_override",
+                  "steps_override")
 SETUP_STEPS = ("Clone git repository", "Create profile from connection Snowflake")
 MAX_TIMEOUT_SECONDS = 10 ** 9
 
@@ -50,6 +58,25 @@ class RunFilters:
     environment_id: int | None = None
     created_at__range: tuple[datetime | str | None, datetime | str | None] | None = None
     finished_at__range: tuple[datetime | str | None, datetime | str | None] | None = None
+    project_id__in: frozenset[int] | None = None
+    dbt_version: str | None = None
+    dbt_version__in: frozenset[str] | None = None
+    deferring_run_id: int | None = None
+    has_docs_generated: bool | None = None
+    has_sources_generated: bool | None = None
+    deleted_only: bool = False           # state=deleted: the emulated account deletes no runs
+
+
+@dataclass(frozen=True)
+class JobFilters:
+    """The extra filters of GET jobs/ the spec lists (all optional)."""
+
+    pk: int | None = None
+    project_id__in: frozenset[int] | None = None
+    dbt_version__in: frozenset[str] | None = None
+    is_fusion_ready: bool | None = None
+    is_system: bool = False
+    triggers_schedule: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +110,9 @@ class RunRecord:
     retry_of: int | None = None
     history: bool = False
     cancelled_at: float | None = None
+    threads: int = 4
+    dbt_version: str = dbt.DBT_VERSION
+    cause_category: str = "api"
     # Filled in by the job's schedule on every read.
     dequeued: float | None = None
     started: float | None = None
@@ -145,6 +175,19 @@ def _humanize_seconds(seconds: float) -> str:
 def _timesince(seconds: float) -> str:
     """A moment in the past: "0 minutes", "3 months, 3 weeks" (to which dbt Cloud adds " ago")."""
     return _humanize(seconds, 60)
+
+
+def _size_limited(logs: str, running: bool) -> tuple[str, str]:
+    """A step's `logs` within dbt Cloud's limits, and its log_location: a running step's tail is cut to the newest
+    LOG_MAX_BYTES (whole lines); a finished step over the limit has its logs left out ("", location "empty")."""
+    data = logs.encode()
+    if len(data) <= LOG_MAX_BYTES:
+        return logs, "db"
+    if not running:
+        return "", "empty"
+    cut = data[-LOG_MAX_BYTES:]
+    newline = cut.find(b"\n")
+    return (cut[newline + 1:] if 0 <= newline < len(cut) - 1 else cut).decode("utf-8", "ignore"), "db"
 
 
 def _parse_moment(value: datetime | str | None) -> float | None:
@@ -364,6 +407,20 @@ class World:
             return False
         if filters.environment_id is not None and record.job.environment_id != filters.environment_id:
             return False
+        if filters.project_id__in is not None and record.job.project_id not in filters.project_id__in:
+            return False
+        if filters.dbt_version is not None and record.dbt_version != filters.dbt_version:
+            return False
+        if filters.dbt_version__in is not None and record.dbt_version not in filters.dbt_version__in:
+            return False
+        if filters.deferring_run_id is not None or filters.deleted_only:
+            return False                  # no run of the emulated account defers to another or is deleted
+        finished = status in (SUCCESS, ERROR, CANCELLED)
+        if filters.has_docs_generated is not None and filters.has_docs_generated != (
+                finished and any(s.command == "dbt docs generate" for s in record.executed_steps)):
+            return False
+        if filters.has_sources_generated is not None and filters.has_sources_generated:
+            return False                  # has_sources_generated is always false (as the run object says)
         for bounds, moment in ((filters.created_at__range, record.created),
                                (filters.finished_at__range,
                                 record.finished if status in (SUCCESS, ERROR, CANCELLED) else None)):
@@ -378,13 +435,20 @@ class World:
 
     def list_jobs(self, project_id: int | None = None, environment_id: int | None = None,
                   name_contains: str | None = None, limit: int = 100, offset: int = 0,
-                  order_by: str = "id") -> tuple[list[dict[str, Any]], int]:
+                  order_by: str = "id", filters: JobFilters | None = None) -> tuple[list[dict[str, Any]], int]:
         """GET jobs/: the scenario's jobs, filtered (name case-insensitively), ordered by id or name, one page."""
+        more = filters or JobFilters()
         with self._lock:
             jobs = [job for job in self.scenario.jobs
                     if (project_id is None or job.project_id == project_id)
                     and (environment_id is None or job.environment_id == environment_id)
-                    and (not name_contains or name_contains.lower() in job.name.lower())]
+                    and (not name_contains or name_contains.lower() in job.name.lower())
+                    and (more.pk is None or job.id == more.pk)
+                    and (more.project_id__in is None or job.project_id in more.project_id__in)
+                    and (more.dbt_version__in is None or job.dbt_version in more.dbt_version__in)
+                    and (more.is_fusion_ready is None or more.is_fusion_ready == job.fusion)
+                    and (more.triggers_schedule is None or more.triggers_schedule == bool(job.cron))
+                    and not more.is_system]      # the emulated account has no system jobs
             key = order_by.lstrip("-")
             jobs.sort(key=lambda job: (job.name.lower(), job.id) if key == "name" else (job.id, job.id),
                       reverse=order_by.startswith("-"))
@@ -393,36 +457,131 @@ class World:
 
     def artifact_paths(self, run_id: int, step: int | None) -> list[str]:
         with self._lock:
-            source = self._artifact_step(run_id, step)
-            return self._paths_of(*source) if source is not None else []
+            found = self._target(run_id, step)
+            return list(found[1]) if found is not None else []
 
-    @staticmethod
-    def _paths_of(record: RunRecord, planned: PlannedStep, began: float) -> list[str]:
-        paths = ["manifest.json"]
-        if planned.results:
-            paths.append("run_results.json")
-            nodes = record.project.nodes
-            paths.extend(f"compiled/{record.project.name}/{nodes[r.index].original_file_path}"
-                         for r in planned.log.runs if nodes[r.index].resource_type == "model"
-                         and r.status != "skipped")
-        if any(s.command == "dbt docs generate" for s in record.executed_steps):
-            paths.append("catalog.json")
-        return paths
+    def _target(self, run_id: int, step: int | None
+                ) -> tuple[RunRecord, dict[str, tuple[PlannedStep, float]]] | None:
+        """The run's target/ directory after step `step` (default: the last step that ran), path → the step that
+        wrote the file and when it began. dbt Cloud saves each step's target/, which the steps share: a later
+        command's file replaces an earlier one (so without `step` you get the LAST step's run_results.json — with
+        "Generate docs on run", the docs step's), and a step keeps what the steps before it wrote."""
+        record = self._runs.get(run_id)
+        if record is None or not record.job.artifacts:
+            return None
+        self._schedule(record.job.id)
+        now = self.now()
+        if record.finished > now or record.started is None:
+            return None
+        done = [(index, planned, begin) for index, planned, begin, end in self._step_windows(record)
+                if end >= begin + planned.duration - 1e-4 and planned.command]
+        if not done:
+            return None
+        upto = done[-1][0] if step is None else step
+        chosen = [entry for entry in done if entry[0] == upto]
+        if not chosen or (chosen[0][1].fails and not chosen[0][1].results):
+            return None      # a step that never ran, a setup step, or a failed parse: no artifacts
+        files: dict[str, tuple[PlannedStep, float]] = {}
+        for index, planned, begin in done:
+            if index > upto:
+                break
+            verb = dbt.verb_of(planned.command or "")
+            if verb in ("deps", "") or (planned.fails and not planned.results):
+                continue
+            files["manifest.json"] = (planned, begin)
+            if planned.log.sources or verb == "source":
+                files["sources.json"] = (planned, begin)
+            if planned.results or dbt.builds_nodes(planned.command or ""):
+                files["run_results.json"] = (planned, begin)   # dbt writes one even when nothing was selected
+                nodes = record.project.nodes
+                for r in planned.log.runs:
+                    if nodes[r.index].resource_type == "model" and r.status != "skipped":
+                        files[f"compiled/{record.project.name}/{nodes[r.index].original_file_path}"] = (planned, begin)
+            if verb == "docs":
+                files["catalog.json"] = (planned, begin)
+        if not files:
+            return None
+        first: tuple[str, ...] = ("manifest.json", "run_results.json", "sources.json", "catalog.json")
+        ordered: dict[str, tuple[PlannedStep, float]] = {path: files[path] for path in first if path in files}
+        ordered.update(sorted((path, where) for path, where in files.items() if path not in ordered))
+        return record, ordered
+
+    def cloud_env(self, record: RunRecord) -> dict[str, str]:
+        """The DBT_CLOUD_* variables dbt Cloud sets for a run, as dbt records them in metadata.env."""
+        trigger = record.trigger
+        pull = next(((key, trigger[key]) for key in ("github_pull_request_id", "gitlab_merge_request_id",
+                                                       "azure_pull_request_id", "non_native_pull_request_id")
+                     if trigger.get(key) is not None), None)
+        category = {"github_pull_request_id": "github_pull_request", "gitlab_merge_request_id": "gitlab_merge_request",
+                    "azure_pull_request_id": "azure_pull_request"}.get(pull[0], "other") if pull else (
+            "scheduled" if record.cause_category == "scheduled" else "other")
+        env = {
+            "DBT_CLOUD_PROJECT_ID": str(record.job.project_id),
+            "DBT_CLOUD_JOB_ID": str(record.job.id),
+            "DBT_CLOUD_RUN_ID": str(record.id),
+            "DBT_CLOUD_ACCOUNT_ID": str(self.scenario.account_id),
+            "DBT_CLOUD_ENVIRONMENT_ID": str(record.job.environment_id),
+            "DBT_CLOUD_ENVIRONMENT_TYPE": "production",
+            "DBT_CLOUD_INVOCATION_CONTEXT": "ci" if pull else "prod",
+            "DBT_CLOUD_RUN_REASON_CATEGORY": category,
+            "DBT_CLOUD_RUN_REASON": "scheduled" if record.cause_category == "scheduled"
+            else str(trigger.get("cause", "")),
+            "DBT_CLOUD_GIT_BRANCH": record.git_branch,
+            "DBT_CLOUD_GIT_SHA": record.git_sha,
+        }
+        if pull:
+            env["DBT_CLOUD_PR_ID"] = str(pull[1])
+        return env
 
     def artifact(self, run_id: int, path: str, step: int | None) -> dict[str, Any] | str | None:
         with self._lock:
-            source = self._artifact_step(run_id, step)
-            if source is None or path not in self._paths_of(*source):
+            found = self._target(run_id, step)
+            if found is None or path not in found[1]:
                 return None
-            record, planned, began = source
-            generated_iso = dbt._iso(record.finished)
+            record, files = found
+            planned, began = files[path]
+            env = self.cloud_env(record)
+            generated_iso = dbt._iso(began + planned.duration)
             if path == "run_results.json":
-                return dbt.run_results_json(record.project, planned.log, began, record.id)
+                return self._fusion_or_core_results(record, planned, began, env)
+            if path == "sources.json":
+                return dbt.sources_json(record.project, planned.log, began, record.id, env)
             if path == "manifest.json":
-                return dbt.manifest_json(record.project, generated_iso)
+                invocation = dbt.invocation_id(record.id, planned.log.command)
+                return dbt.manifest_json(record.project, generated_iso, invocation, env=env)
             if path == "catalog.json":
                 return dbt.catalog_json(record.project, generated_iso)
             return f"-- compiled SQL for {path}\nselect 1 as id\n"
+
+    def _fusion_or_core_results(self, record: RunRecord, planned: PlannedStep, began: float,
+                                env: dict[str, str]) -> dict[str, Any]:
+        results = dbt.run_results_json(record.project, planned.log, began, record.id, env, record.threads)
+        if planned.log.fusion is not None:
+            return dbt.fusion_run_results(results, planned.log.fusion)
+        return results
+
+    def job_artifact(self, job_id: int, path: str) -> dict[str, Any] | str | None:
+        """GET jobs/{id}/artifacts/{path}: the file from the job's latest successful run that has it."""
+        with self._lock:
+            self._schedule(job_id)
+            now = self.now()
+            for record in reversed(self._job_runs(job_id)):
+                if self._status_at(record, now) == SUCCESS:
+                    found = self.artifact(record.id, path, None)
+                    if found is not None:
+                        return found
+            return None
+
+    def step_json(self, step_id: int, include: frozenset[str]) -> dict[str, Any] | None:
+        """GET steps/{id}/: one step of a run (its id is the run id * 100 + its index), None when there is none."""
+        run_id, index = divmod(step_id, 100)
+        with self._lock:
+            record = self._runs.get(run_id)
+            if record is None:
+                return None
+            self._schedule(record.job.id)
+            steps = self._render_steps(record, self.now(), "debug_logs" in include)
+            return next((step for step in steps if step["index"] == index), None)
 
     # ---- internals ----------------------------------------------------------------------------------------
     def _attempt(self, job: JobSpec) -> int:
@@ -438,7 +597,7 @@ class World:
         attempt = self._attempt(job)
         record = self._new_run(job, body, ("dbt retry", *remaining), job.outcome_for(attempt), False,
                                latest.timeout_seconds, retry_of=latest.id, attempt=attempt,
-                               only=only or None)
+                               only=only or None, cause_category="rerun")
         return self.run_json(record.id, frozenset({"trigger", "job"}))
 
     def _make_history(self, job: JobSpec) -> None:
@@ -453,8 +612,8 @@ class World:
 
     def _new_run(self, job: JobSpec, body: dict[str, Any], commands: tuple[str, ...], outcome: str,
                  generate_docs: bool, timeout_seconds: int, retry_of: int | None = None, attempt: int = 0,
-                 created: float | None = None, history: bool = False, only: frozenset[str] | None = None
-                 ) -> RunRecord:
+                 created: float | None = None, history: bool = False, only: frozenset[str] | None = None,
+                 cause_category: str = "api") -> RunRecord:
         run_id = self._next_run_id
         self._next_run_id += 1
         trigger = {key: value for key, value in body.items() if value is not None}
@@ -470,18 +629,36 @@ class World:
         record = RunRecord(
             id=run_id, job=job, created=self.now() if created is None else created, trigger=trigger,
             steps=self._plan_steps(job, project, commands, outcome, generate_docs, attempt, run_id, rng, threads,
-                                   only, sha, branch),
+                                   only, sha, branch, self._fusion_of(job, body)),
             outcome=outcome, timeout_seconds=timeout_seconds, git_sha=sha, git_branch=branch, project=project,
             colour=bool(spec and spec.colour), queue_seconds=queue, finalize_seconds=finalize, retry_of=retry_of,
-            history=history,
+            history=history, threads=threads, dbt_version=self._run_version(job, body),
+            cause_category="scheduled" if history else cause_category,
         )
         self._runs[run_id] = record
         return record
 
     @staticmethod
+    def _fusion_of(job: JobSpec, body: dict[str, Any]) -> str | None:
+        """The Fusion version a run executes on (the job's engine, or a Fusion dbt_version_override), else None."""
+        override = body.get("dbt_version_override")
+        if override is not None:
+            if is_fusion_version(str(override)):
+                return str(override) if str(override).startswith("2.") else job.fusion_version
+            return None
+        return job.fusion_version if job.fusion else None
+
+    @staticmethod
+    def _run_version(job: JobSpec, body: dict[str, Any]) -> str:
+        """The run's dbt_version: the override, else the job's version (a release track such as "latest" shows the
+        dbt release it resolved to)."""
+        version = str(body.get("dbt_version_override") or job.dbt_version)
+        return dbt.DBT_VERSION if version in ("latest", "versionless") else version
+
+    @staticmethod
     def _plan_steps(job: JobSpec, project: Project, commands: tuple[str, ...], outcome: str, generate_docs: bool,
                     attempt: int, run_id: int, rng: random.Random, threads: int, only: frozenset[str] | None,
-                    sha: str, branch: str) -> tuple[PlannedStep, ...]:
+                    sha: str, branch: str, fusion: str | None = None) -> tuple[PlannedStep, ...]:
         spec = job.project
         factor = 1.0
         if job.duration_spread:
@@ -498,7 +675,8 @@ class World:
                  for name in SETUP_STEPS]
         if project.packages and not any(c.split()[:2] == ["dbt", "deps"] for c in commands):
             steps.append(PlannedStep(dbt.step_name("dbt deps"), "dbt deps",
-                                     dbt.command_step(project, "dbt deps", RunShape(f"{run_id}", target=None))))
+                                     dbt.command_step(project, "dbt deps", RunShape(f"{run_id}", target=None),
+                                                      fusion=fusion)))
         all_commands = list(commands) + (["dbt docs generate"] if generate_docs else [])
         building = [i for i, command in enumerate(all_commands) if dbt.builds_nodes(command)]
         failing: int | None = None
@@ -533,6 +711,7 @@ class World:
                 shape = RunShape(seed=shape.seed, factor=factor, target=step_target, threads=threads,
                                  failing=failing_ids, failures=explicit, jitter_seed=jitter)
             log = dbt.command_step(project, command, shape, only=selection, warnings=warnings, colour=colour,
+                                   fusion=fusion,
                                    fails=fails, run_id=run_id)
             results = log.results(project)
             steps.append(PlannedStep(dbt.step_name(command), command, log, results, fails or log.fails))
@@ -668,7 +847,11 @@ class World:
             if status == CANCELLED:
                 logs += ("Cancelled by user." if record.final_message == CANCELLED_BY_USER else
                          (record.final_message or "")) + "\n"
-            debug = dbt.render_debug(planned.log, begin, upto) if debug_logs else None
+            logs, location = _size_limited(logs, status == RUNNING)
+            debug = dbt.render_debug(planned.log, begin, upto, project=record.project,
+                                     run_id=record.id) if debug_logs else None
+            tail = "\n".join(debug.splitlines()[-LOG_TAIL_LINES:]) + "\n" if debug else dbt.render_debug(
+                planned.log, begin, upto, LOG_TAIL_LINES, record.project, record.id)
             step_duration = max(0.0, min(end, now) - begin)
             rendered.append({
                 "id": record.id * 100 + index, "run_id": record.id, "account_id": self.scenario.account_id,
@@ -676,14 +859,32 @@ class World:
                 "status_color": {SUCCESS: "green", ERROR: "red", CANCELLED: "gray"}.get(status, "blue"),
                 "name": planned.name, "logs": logs,
                 "debug_logs": debug,
-                "truncated_debug_logs": "\n".join(debug.splitlines()[-LOG_TAIL_LINES:]) + "\n" if debug else None,
+                "truncated_debug_logs": tail,
                 "log_path": None, "debug_log_path": None, "log_level": "info",
-                "log_location": "db", "created_at": _timestamp(begin), "updated_at": _timestamp(min(end, now)),
+                "log_location": location, "log_archive_type": "scribe",
+                "created_at": _timestamp(begin), "updated_at": _timestamp(min(end, now)),
                 "started_at": _timestamp(begin), "finished_at": _timestamp(end) if end <= now else None,
                 "duration": _hms(step_duration), "duration_humanized": _humanize_seconds(step_duration),
                 "run_step_command": None, "run_step_invocation": None,
             })
         return rendered
+
+    def account_json(self) -> dict[str, Any]:
+        """The emulated account as GET accounts/ and accounts/{id}/ show it (the spec's AccountResponse)."""
+        created = datetime.fromtimestamp(self._epoch - 86400 * 365, UTC).isoformat(sep=" ")
+        return {
+            "id": self.scenario.account_id, "name": "Emulated account", "plan": "enterprise", "state": 1,
+            "run_slots": 5, "developer_seats": 10, "it_seats": 1, "explorer_seats": 0, "analyst_seats": 0,
+            "read_only_seats": 5, "locked": False, "lock_reason": None, "lock_cause": None, "unlocked_at": None,
+            "pending_cancel": False, "billing_email_address": None, "pod_memory_request_mebibytes": 600,
+            "develop_pod_memory_request_mebibytes": 600, "run_duration_limit_seconds": 86400, "queue_limit": 50,
+            "enterprise_login_slug": None, "business_critical": False, "starter_repo_url": None,
+            "git_auth_level": "team", "identifier": f"act{self.scenario.account_id}", "trial_end_date": None,
+            "static_subdomain": f"ab{self.scenario.account_id:03d}", "vanity_subdomain": None,
+            "run_locked_until": None, "docs_job_id": None, "freshness_job_id": None, "copilot_locked_until": None,
+            "agent_credit_locked": False, "account_migration_events": [], "groups": [],
+            "created_at": created, "updated_at": created,
+        }
 
     def job_json(self, job: JobSpec) -> dict[str, Any]:
         created = datetime.fromtimestamp(self._epoch - 86400 * 30, UTC).isoformat()
@@ -692,7 +893,8 @@ class World:
         return {
             "id": job.id, "account_id": self.scenario.account_id, "project_id": job.project_id,
             "environment_id": job.environment_id, "name": job.name, "description": "",
-            "dbt_version": None, "raw_dbt_version": "latest", "deferring_environment_id": None,
+            "dbt_version": job.dbt_version if job.dbt_version not in ("latest", "versionless") else None,
+            "raw_dbt_version": job.dbt_version, "deferring_environment_id": None,
             "deferring_job_definition_id": None, "execute_steps": list(job.execute_steps),
             "execution": {"timeout_seconds": job.timeout_seconds}, "generate_docs": job.generate_docs,
             "generate_sources": False, "run_generate_sources": False, "is_deferrable": False, "job_type": "other"
@@ -724,17 +926,17 @@ class World:
         account = self.scenario.account_id
         project = record.job.project_id
         cause = str(record.trigger.get("cause", ""))
+        # The trigger as the API sends it: every field of the spec's RunTrigger, null when the trigger did not set it.
         trigger = {
-            "id": record.id + 500_000, "cause": cause,
-            "job_definition_id": record.job.id, "cause_humanized": cause,
-            "cause_category": "schedule" if record.history else "api", "created_at": _timestamp(record.created),
-            "updated_at": _timestamp(record.created),
-            **{key: value for key, value in record.trigger.items() if key != "cause"},
+            "id": record.id + 500_000, "cause": cause, "job_definition_id": record.job.id,
+            **{key: record.trigger.get(key) for key in TRIGGER_FIELDS},
+            "cause_category": record.cause_category, "cause_humanized": cause,
+            "created_at": _timestamp(record.created), "updated_at": _timestamp(record.created),
         }
         data: dict[str, Any] = {
             "id": record.id, "trigger_id": record.id + 500_000, "account_id": account,
             "environment_id": record.job.environment_id, "project_id": project,
-            "job_definition_id": record.job.id, "status": status, "dbt_version": dbt.DBT_VERSION,
+            "job_definition_id": record.job.id, "status": status, "dbt_version": record.dbt_version,
             "git_branch": record.git_branch if started is not None else None,
             "git_sha": record.git_sha if started is not None else None,
             "status_message": record.final_message if finished else None,

@@ -1,0 +1,166 @@
+"""Getting the run to wait on when the gate starts it: trigger exactly once (adopting a run whose answer was
+lost), reuse one already in flight, and retry a failed run from its point of failure.
+
+A POST that may create a run sets `state.may_have_created` until its answer is known, so that every ending can
+look for that run (endings.py) instead of leaving it unobserved.
+"""
+
+from __future__ import annotations
+
+from dbtgate.cloud.models import Job, Run, RunStatus, humanize_status
+from dbtgate.errors import AmbiguousTrigger, ApiError, ApiErrorKind
+from dbtgate.gate.cancel import cancel_run, find_created_run
+from dbtgate.gate.find import same_commit
+from dbtgate.gate.state import CANCEL_BUDGET, GateState, outcome_of
+from dbtgate.outcome import Outcome
+
+TRIGGER_TRIES = 3
+# What decides what a run builds. A run in flight is reused only if every one of these is what this gate would
+# send (unset on both sides counts as equal): a run with other steps, schema, target, threads or commit builds
+# something else, and reporting its result as ours would be a false green.
+BUILD_FIELDS = ("git_sha", "git_branch", "github_pull_request_id", "gitlab_merge_request_id", "azure_pull_request_id",
+                "non_native_pull_request_id", "schema_override", "dbt_version_override", "threads_override",
+                "target_name_override", "generate_docs_override", "timeout_seconds_override", "steps_override")
+IN_FLIGHT = (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING)
+
+
+def reuse_mismatch(wanted: dict[str, object], run: Run, job_id: int) -> str:
+    """Why an in-flight run is not the run this gate would trigger ("" when it is)."""
+    if run.job_id != job_id:
+        return f"it belongs to job {run.job_id}"
+    if run.status not in IN_FLIGHT:
+        return f"it is not in flight (status {humanize_status(run.status_code)})"
+    if not run.trigger_fields:
+        return "dbt Cloud did not say what it was triggered with"
+    for key in BUILD_FIELDS:
+        value, seen = wanted.get(key), run.trigger_fields.get(key)
+        if value in (None, "", []) and seen in (None, "", []):
+            continue
+        if key == "git_sha" and isinstance(seen, str) and isinstance(value, str) and same_commit(seen, value):
+            continue  # a short sha matches its full form
+        if seen != value:
+            return f"{key} is {_short(seen)}, this gate wants {_short(value)}"
+    return ""
+
+
+def _short(value: object) -> str:
+    return "unset" if value in (None, "", []) else repr(value)[:80]
+
+
+def find_reusable(state: GateState, job: Job) -> Run | None:
+    """A queued or running run of the job that builds exactly what this gate would trigger, or None."""
+    tools = state.tools
+    wanted = tools.config.trigger.body()
+    wanted.pop("cause")
+    for candidate in tools.client.list_runs(job.id, limit=25, statuses=IN_FLIGHT, deadline=state.deadline):
+        mismatch = reuse_mismatch(wanted, candidate, job.id)
+        if mismatch:
+            tools.emit(f"Run {candidate.id} of job {job.id} is not reused: {mismatch}.")
+            continue
+        state.reused = True
+        state.note(f"Run {candidate.id} was already {humanize_status(candidate.status_code).lower()} with the same "
+                   "settings, so dbtgate waited on it instead of queueing another (reuse_existing_run).")
+        tools.emit(f"Reusing run {candidate.id} already in flight: {candidate.href}")
+        state.see(candidate)
+        return candidate
+    return None
+
+
+def trigger_once(state: GateState, job: Job) -> Run:
+    """POST the trigger; on a lost answer, look for the run by this gate's marker before trying again, so no
+    duplicate run is ever started."""
+    tools = state.tools
+    body = tools.config.trigger.body(tools.marker)
+    marker = tools.marker.strip()
+
+    def is_ours(run: Run) -> bool:
+        return marker in run.cause
+
+    state.may_have_created = is_ours
+    for attempt in range(1, TRIGGER_TRIES + 1):
+        try:
+            run = tools.client.trigger_run(job.id, body, deadline=state.deadline)
+        except AmbiguousTrigger as lost:
+            tools.emit(f"The trigger request for job {job.id} got no usable answer ({lost}); checking whether "
+                       "dbt Cloud created the run before trying again, so no duplicate run is started.")
+            found = find_created_run(state, is_ours, deadline=state.deadline)
+            if found is not None:
+                state.adopted = True
+                state.note(f"The trigger answer was lost ({lost}); dbtgate found the run it had created "
+                           f"({found.id}) by its marker and waited on it instead of triggering a second one.")
+                state.see(found)
+                state.may_have_created = None
+                tools.emit(f"Found run {found.id} created by this gate; adopting it: {found.href}")
+                return found
+            if attempt == TRIGGER_TRIES:
+                raise ApiError(f"Could not trigger job {job.id}: {TRIGGER_TRIES} trigger requests got no usable "
+                               "answer and no run carrying this gate's marker was found (last: "
+                               f"{lost}).", kind=ApiErrorKind.UNAVAILABLE) from None
+            continue
+        state.see(run)
+        state.may_have_created = None
+        tools.emit(f"Triggered run {run.id} of job \"{job.name}\" ({humanize_status(run.status_code)}): {run.href}")
+        return run
+    raise AssertionError("unreachable")
+
+
+def should_rerun(state: GateState, run: Run) -> bool:
+    """rerun_attempts: the run failed, retries are left, and dbt Cloud says it can be retried."""
+    if outcome_of(run) is not Outcome.ERROR or len(state.attempts) >= state.tools.config.rerun_attempts:
+        return False
+    if not run.can_retry:
+        reason = run.retry_not_supported_reason or "dbt Cloud says it cannot be retried"
+        state.note(f"Run {run.id} was not retried from the point of failure: {reason}.")
+        state.tools.emit(f"Run {run.id} cannot be retried from the point of failure ({reason}).")
+        return False
+    return True
+
+
+def retry_once(state: GateState, failed: Run) -> Run | None:
+    """POST runs/{id}/retry/ once and check that what comes back retries *that* run; a lost answer is reconciled
+    by `retrying_run_id`. None (and a note) when dbt Cloud refused or answered with some other run: that run is
+    cancelled, since this gate started it, and the failed run's outcome stands."""
+    tools = state.tools
+    state.attempts.append(failed)
+    tools.emit(f"Run {failed.id} failed; retrying from the point of failure (attempt {len(state.attempts) + 1} of "
+               f"{tools.config.rerun_attempts + 1}).")
+    job_id = failed.job_id or tools.config.job_id
+
+    def is_retry(run: Run) -> bool:
+        return run.retrying_run_id == failed.id and run.job_id == job_id
+
+    state.may_have_created = is_retry
+    try:
+        retry = tools.client.retry_run(failed.id, deadline=state.deadline)
+    except AmbiguousTrigger as lost:
+        found = find_created_run(state, is_retry, deadline=state.deadline)
+        if found is None:
+            raise ApiError(f"The retry of run {failed.id} got no usable answer ({lost}) and no retry run was "
+                           "found; not retrying blindly, so no duplicate run is started.",
+                           kind=ApiErrorKind.UNAVAILABLE) from None
+        retry = found
+    except ApiError as refused:
+        if refused.kind is ApiErrorKind.UNAVAILABLE:
+            raise
+        # dbt Cloud said no (e.g. 400 with retry_not_supported_reason): the failed run's outcome stands.
+        state.may_have_created = None
+        state.attempts.pop()
+        state.see(failed)
+        state.note(f"dbt Cloud refused to retry run {failed.id}: {refused}")
+        return None
+    state.may_have_created = None
+    if not is_retry(retry):
+        state.see(failed)
+        state.note(f"dbt Cloud answered the retry of run {failed.id} with run {retry.id}, which is not a retry of "
+                   f"it (retrying_run_id {retry.retrying_run_id}, job {retry.job_id}); dbtgate did not take its "
+                   f"result as run {failed.id}'s.")
+        state.attempts.pop()
+        if not retry.is_terminal:
+            done = cancel_run(state, retry, state.left(CANCEL_BUDGET), "it is not the retry dbtgate asked for")
+            state.note(done.note)
+            if done.signal is not None:
+                raise done.signal
+        return None
+    state.see(retry)
+    tools.emit(f"Retry run {retry.id} started: {retry.href}")
+    return retry
