@@ -18,7 +18,7 @@ import requests
 
 from dbtgate.clock import Clock
 from dbtgate.cloud.interface import RUN_INCLUDE
-from dbtgate.cloud.models import Job, Run
+from dbtgate.cloud.models import Job, Run, RunStep
 from dbtgate.cloud.retry import Attempt, AttemptFailure, RetryPolicy, Verdict, classify
 from dbtgate.cloud.transport import Response, Sink, Transport
 from dbtgate.config import GateConfig
@@ -90,6 +90,18 @@ class DbtCloudClient:
                           not_found_grace_until=not_found_grace_until,
                           validate=_object_with_id(run_id, "run", job_of=self._run_jobs.get(run_id)))
         return self._run(data)
+
+    def get_run_step(self, step_id: int, *, deadline: float) -> RunStep:
+        """GET steps/{id}/: one step of a run with its log (the run's other steps' logs are not sent): what following
+        the running step costs."""
+        data = self._call("GET", f"steps/{step_id}/", what=f"run step {step_id}", deadline=deadline,
+                          validate=_object_with_id(step_id, "run step"))
+        return RunStep.from_api(data)
+
+    @property
+    def wire_bytes_received(self) -> int:
+        """Bytes as the network carried them (gzip-compressed when dbt Cloud compressed them)."""
+        return self._transport.wire_bytes
 
     def list_jobs(self, *, deadline: float, project_id: int | None = None, environment_id: int | None = None,
                   limit: int = 100, offset: int = 0) -> list[Job]:

@@ -85,6 +85,7 @@ class RunStep:
     status_humanized: str
     logs: str
     duration_seconds: int | None
+    id: int | None = None       # the step's own id (GET steps/{id}/ reads this step alone)
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> RunStep:
@@ -96,6 +97,7 @@ class RunStep:
             status_humanized=humanize_status(code),
             logs=_str(data.get("logs")),
             duration_seconds=parse_api_duration(data.get("duration")),
+            id=_int_or_none(data.get("id")),
         )
 
     @property
