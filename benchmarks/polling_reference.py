@@ -123,7 +123,8 @@ def run_case(task: tuple[str, Case]) -> dict[str, Any]:
         DECISIONS.clear()
         with recording():
             measured = replay(case, builder, name)
-        row["policies"][name] = {"calls": measured.calls, "bytes": measured.bytes, "delay": measured.latency,
+        row["policies"][name] = {"calls": measured.calls, "bytes": measured.bytes,
+                                 "wire": measured.extra.get("wire", 0), "delay": measured.latency,
                                  "failure_delay": measured.failure_latency, "stopped": measured.stopped,
                                  "timed_out": measured.timed_out}
         if name == "dbtgate":
@@ -187,6 +188,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "p95_calls": percentile([float(c["calls"]) for c in cells], 0.95),
             "mean_kb": statistics.fmean(c["bytes"] for c in cells) / 1024,
             "p95_kb": percentile([c["bytes"] / 1024 for c in cells], 0.95),
+            "mean_wire_kb": statistics.fmean(c["wire"] for c in cells) / 1024,
             "timeouts": sum(c["timed_out"] for c in cells),
             "stopped_at_failure": len(stopped),
             "p50_failure_delay": percentile(stopped, 0.5), "p95_failure_delay": percentile(stopped, 0.95),
@@ -228,11 +230,12 @@ def tail(rows: list[dict[str, Any]], policy: str = "dbtgate") -> dict[str, Any]:
 
 def table_lines(table: dict[str, Any]) -> list[str]:
     lines = ["| Policy | p50 delay | p95 delay | max | calls / run (mean / p95) | KB / run (mean / p95) | "
-             "runs seen ending | timeouts |", "|---|---|---|---|---|---|---|---|"]
+             "wire KB / run (gzip) | runs seen ending | timeouts |", "|---|---|---|---|---|---|---|---|---|"]
     for name in POLICIES:
         row = table[name]
         lines.append(f"| {name} | {row['p50_delay']:.1f} s | {row['p95_delay']:.1f} s | {row['max_delay']:.0f} s | "
                      f"{row['mean_calls']:.1f} / {row['p95_calls']:.0f} | {row['mean_kb']:.0f} / {row['p95_kb']:.0f} | "
+                     f"{row['mean_wire_kb']:.0f} | "
                      f"{row['seen_ending']} of {row['runs']} | {row['timeouts']} |")
     return lines
 
