@@ -16,6 +16,7 @@ Writes benchmarks/results/polling.md, polling.json and polling.png.
 from __future__ import annotations
 
 import argparse
+import gzip
 import io
 import json
 import math
@@ -29,9 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from dbtgate.clock import VirtualClock
-from dbtgate.cloud.models import Run
+from dbtgate.cloud.models import Run, RunStep
 from dbtgate.emulator.scenario import JobSpec, parse_scenario
 from dbtgate.emulator.world import World
+from dbtgate.errors import ApiError, ApiErrorKind
 from dbtgate.watch.watcher import RunWatcher
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -135,11 +137,21 @@ class WorldClient:
     def __init__(self, world: World) -> None:
         self.world = world
         self.bytes_received = 0
+        self.wire_bytes_received = 0      # the same bodies gzip-compressed, as the emulator sends them when asked
         self.calls = 0
 
     def _read(self, payload: dict[str, Any]) -> None:
         self.calls += 1
-        self.bytes_received += len(json.dumps(payload).encode())
+        body = json.dumps(payload).encode()
+        self.bytes_received += len(body)
+        self.wire_bytes_received += len(gzip.compress(body, compresslevel=6, mtime=0))
+
+    def get_run_step(self, step_id: int, *, deadline: float) -> RunStep:
+        data = self.world.step_json(step_id, frozenset())
+        if data is None:
+            raise ApiError(f"no step {step_id}", status=404, kind=ApiErrorKind.NOT_FOUND)
+        self._read({"status": OK, "data": data})
+        return RunStep.from_api(data)
 
     def get_run(self, run_id: int, include: Sequence[str] = (), *, deadline: float,
                 not_found_grace_until: float | None = None) -> Run:
@@ -212,7 +224,8 @@ def watch(case: Case, builder: Builder, interval: float = MAX_INTERVAL, fail_fas
     latency = seen_terminal[0] - finished_at if seen_terminal else None
     saved = (finished_at - world.now()) / 60 if outcome.failed_fast else None
     return Measured(client.calls, client.bytes_received, latency, failure_latency, saved,
-                    outcome.failed_fast, outcome.run is None and not outcome.failed_fast)
+                    outcome.failed_fast, outcome.run is None and not outcome.failed_fast,
+                    {"wire": client.wire_bytes_received})
 
 
 def fixed(case: Case, builder: Builder, delays: Callable[[int], float]) -> Measured:
@@ -222,12 +235,14 @@ def fixed(case: Case, builder: Builder, delays: Callable[[int], float]) -> Measu
     started, polls = clock.now, 0
     while not run.is_terminal:
         if clock.now - started >= TIMEOUT:
-            return Measured(client.calls, client.bytes_received, None, timed_out=True)
+            return Measured(client.calls, client.bytes_received, None, timed_out=True,
+                            extra={"wire": client.wire_bytes_received})
         clock.sleep(delays(polls))
         run = client.get_run(run.id, ("trigger",), deadline=math.inf)
         polls += 1
     finished = world.finished_elapsed(run.id) or 0.0
-    return Measured(client.calls, client.bytes_received, world.elapsed() - finished)
+    return Measured(client.calls, client.bytes_received, world.elapsed() - finished,
+                    extra={"wire": client.wire_bytes_received})
 
 
 def replay(case: Case, policy: str) -> Measured:
@@ -306,7 +321,7 @@ def replay_e2e(case: Case) -> Measured:
     from dbtgate.logs import configure
 
     configure(io.StringIO())
-    clock = VirtualClock()
+    clock = VirtualClock(wall_start=BENCH_EPOCH)
     scenario = parse_scenario({"token": "bench", "jobs": [case.job]})
     with Emulator(scenario, clock=clock) as emulator:
         world = emulator.world

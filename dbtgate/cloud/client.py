@@ -18,7 +18,7 @@ import requests
 
 from dbtgate.clock import Clock
 from dbtgate.cloud.interface import RUN_INCLUDE
-from dbtgate.cloud.models import Job, Run, api_int
+from dbtgate.cloud.models import Job, Run, RunStep, api_int
 from dbtgate.cloud.retry import Attempt, AttemptFailure, RetryPolicy, Verdict, classify
 from dbtgate.cloud.transport import Response, Sink, Transport
 from dbtgate.config import GateConfig
@@ -95,6 +95,18 @@ class DbtCloudClient:
                               not_found_grace_until=not_found_grace_until,
                               parse=lambda data: _the_run(data, run_id, job_of))
         return self._run(run)
+
+    def get_run_step(self, step_id: int, *, deadline: float) -> RunStep:
+        """GET steps/{id}/: one step of a run with its log (the run's other steps' logs are not sent): what following
+        the running step costs."""
+        step: RunStep = self._call("GET", f"steps/{step_id}/", what=f"run step {step_id}", deadline=deadline,
+                                   parse=lambda data: _the_step(data, step_id))
+        return step
+
+    @property
+    def wire_bytes_received(self) -> int:
+        """Bytes as the network carried them (gzip-compressed when dbt Cloud compressed them)."""
+        return self._transport.wire_bytes
 
     def list_jobs(self, *, deadline: float, project_id: int | None = None, environment_id: int | None = None,
                   limit: int = 100, offset: int = 0) -> list[Job]:
@@ -324,6 +336,16 @@ def _the_run(data: Any, run_id: int, job_of: int | None) -> Run:
     if job_of is not None and run.job_id is not None and run.job_id != job_of:
         raise BadAnswer(f"run {run_id} belongs to job {job_of}, the answer says job {run.job_id}")
     return run
+
+
+def _the_step(data: Any, step_id: int) -> RunStep:
+    """The run step that was asked for, or BadAnswer."""
+    if not isinstance(data, dict):
+        raise BadAnswer("no run step object")
+    step = RunStep.from_api(data)
+    if step.id != step_id:
+        raise BadAnswer(f"asked for run step {step_id}, got {step.id}")
+    return step
 
 
 def _new_run(data: Any, job_id: int | None) -> Run:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from dbtgate.cloud.models import Job, Run
+from dbtgate.cloud.models import Job, Run, RunStep
 from dbtgate.cloud.transport import Sink
 
 RUN_INCLUDE = ("run_steps", "job", "trigger")
@@ -24,6 +24,8 @@ class RunReader(Protocol):
 
     def list_runs(self, job_id: int, *, deadline: float, limit: int = 10, statuses: Sequence[int] | None = None,
                   include: Sequence[str] = ("trigger",), offset: int = 0) -> list[Run]: ...
+
+    def get_run_step(self, step_id: int, *, deadline: float) -> RunStep: ...
 
     def rate_limited_recently(self, window: float = 300.0) -> bool: ...
 

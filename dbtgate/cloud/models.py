@@ -143,6 +143,7 @@ class RunStep:
     status_humanized: str
     logs: str
     duration_seconds: int | None
+    id: int | None = None       # the step's own id (GET steps/{id}/ reads this step alone)
 
     @classmethod
     def from_api(cls, data: Any) -> RunStep:
@@ -156,6 +157,7 @@ class RunStep:
             status_humanized=humanize_status(code),
             logs=api_text(data.get("logs")),
             duration_seconds=parse_api_duration(data.get("duration")),
+            id=api_int(data.get("id"), low=1),
         )
 
     @property

@@ -121,6 +121,9 @@ class Transport:
     def __init__(self, session: requests.Session, *, direct: bool = False) -> None:
         self._session = session
         self._proxies = DIRECT if direct else None
+        # Bytes as they came over the wire (gzip-compressed when the server compressed them), every attempt's:
+        # `Attempt.size` counts the decoded body, which is what the limits bound; this is what the network carried.
+        self.wire_bytes = 0
 
     def exchange(self, method: str, url: str, params: dict[str, Any] | None, json_body: dict[str, Any] | None,
               budget: float, sink: Sink | None, limit: int) -> tuple[Attempt, Response | None, Any]:
@@ -233,11 +236,22 @@ class Transport:
                 if target is not None:
                     _close_sink(target)
             transfer.content = b"".join(chunks)
+            self.wire_bytes += _wire_size(reply, size)
             return Attempt(status=reply.status_code, retry_after=retry_after, size=size)
         except requests.exceptions.RequestException:
             return Attempt(failure=AttemptFailure.CONNECTION_LOST)
         finally:
             reply.close()
+
+
+def _wire_size(reply: requests.Response, decoded: int) -> int:
+    """The body's bytes as received: urllib3 counts what it read off the socket (before inflating); the decoded size
+    when it cannot say."""
+    try:
+        told = reply.raw.tell()
+    except (AttributeError, OSError, ValueError):
+        return decoded
+    return told if isinstance(told, int) and told >= 0 else decoded
 
 
 def megabytes(size: int) -> str:

@@ -54,8 +54,12 @@ class PollBudget:
         return replace(self, tokens=self.level(now) - 1.0, at=now)
 
 
+LOG_RATIO = 6.0       # log bytes may be this many times what plain polls at `period` read: the whole stays within
+                      # 10x a fixed-`period` poller's bytes, and the log is what tells an early end (a failure) apart
+
+
 def logs_affordable(*, spent: int, expected: int, plain: int, elapsed: float, period: float,
-                    horizon: float | None = None, ratio: float = 1.5, initial: int = 16 * 1024) -> bool:
+                    horizon: float | None = None, ratio: float = LOG_RATIO, initial: int = 16 * 1024) -> bool:
     """True when reading `expected` more bytes of logs keeps log bytes within `ratio` times what a fixed-`period`
     poller of `plain`-byte polls would have read by now (or by half the expected run, `horizon`, so a long job can
     afford its first look early), plus `initial`."""
@@ -124,11 +128,16 @@ class AdaptivePolicy:
     early_max: float = 5.0             # the longest spacing within it
     window_spacing: float = 3.0        # the closest spacing inside the end window
     reserve: float = 3.0               # tokens kept back inside the window for an end that comes after it
-    fail_fast_interval: float = 5.0       # fail_fast: how often the running step's log is read
+    fail_fast_interval: float = 8.0    # fail_fast: how often the running step's log is read (the goal: failed line →
+                                       # red within 10 s; the line's whole-second stamp and the read add up to ~1 s)
+    fail_fast_calls: float = 3.0       # fail_fast may spend this many times the calls of a fixed `period` poller
+    refresh: float = 120.0             # before the end window, the log is read again when older than this: a
+                                       # failure skips its descendants and brings the end forward
+    overrun_max: float = 12.0          # past the end window: the longest spacing while the overrun is looked for
 
     def budget_period(self, fail_fast: bool, period: float) -> float:
-        """How fast the call budget refills: a fixed `period` poller's pace, or fail_fast's log-following pace."""
-        return self.fail_fast_interval if fail_fast else period
+        """How fast the call budget refills: a fixed `period` poller's pace, or `fail_fast_calls` times it."""
+        return period / self.fail_fast_calls if fail_fast else period
 
     def decide(self, state: PollState, budget: PollBudget, now: float) -> Decision:
         ceiling = max(self.max_interval, self.min_interval)
@@ -168,8 +177,12 @@ class AdaptivePolicy:
             # the estimate's spread shrinks with the time left, so each read lands closer to the end.
             delay = low - started
             coverable = 2 * estimate.spread <= usable * self.window_spacing
-            if coverable or estimate.source == "finished" or not state.logs_affordable:
+            if estimate.source == "finished" or not state.logs_affordable:
                 return delay, False
+            if coverable:
+                # Sharp enough, but the log may since have shown a failure that brings the end forward: look again
+                # when what was read is old.
+                return delay, age is None or age + min(delay, ceiling) >= self.refresh
             delay = min(delay, max(floor, (low - started) / 2))
             nearest = min(delay, ceiling)
             seen_for = math.inf if age is None else age + nearest
@@ -187,7 +200,7 @@ class AdaptivePolicy:
         # Past the window: the estimate was wrong. Back off with the overrun and refresh it when affordable.
         over = started - high
         stale = age is None or age >= max(floor * 2, over)
-        return floor + over / 3, state.logs_affordable and stale
+        return min(floor + over / 3, max(floor, self.overrun_max)), state.logs_affordable and stale
 
 
 # ---- estimating the end --------------------------------------------------------------------------------------
@@ -273,11 +286,15 @@ def _from_prior(scan: LogScan, prior: Prior, start_of_day: float, fetched_at: fl
     # How much slower or faster this run is than the previous one, from the nodes both ran.
     pace = median(ratios) if ratios else 1.0
     pace = min(4.0, max(0.25, pace))
+    # How independently the nodes vary from the previous run: the spread of their ratios about the pace (a run
+    # whose nodes all move together, one factor, is predicted more sharply than one whose nodes each vary).
+    scatter = median([abs(r / pace - 1.0) for r in ratios]) if len(ratios) >= 5 else 0.0
+    vary = max(0.2, 1.5 * scatter)
     options = [(before_end, at + pace * before_end) for before_end, at in points]
     options += [(took + before_end, began + pace * (took + before_end)) for began, took, before_end in pending]
     ahead, end = min(options)
     # The less of the previous run lies beyond the anchor, the sharper the estimate: node times vary by some 15%.
-    spread = 0.2 * pace * ahead + (0.0 if ratios else 0.3 * ahead) + FINALIZE + 2.0
+    spread = vary * pace * ahead + (0.0 if ratios else 0.3 * ahead) + FINALIZE + 2.0
     if scan.failures:
         # A failure skips its descendants: the run may end as soon as the nodes in flight are done, or as late as
         # the previous run's pace says. The window spans both.

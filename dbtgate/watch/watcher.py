@@ -10,7 +10,7 @@ end for the summary. Every request carries the gate's deadline.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -79,6 +79,7 @@ class _Known:
         self.last_log_size = GUESS_LOGS
         self.failures: dict[tuple[str, str], LiveFailure] = {}
         self.said_unknown = False                  # "its log format is unknown" is said once per run
+        self.step_done: int | None = None          # fail_fast: the followed step was seen done (re-read the run)
 
     @property
     def plain_size(self) -> int:
@@ -178,9 +179,22 @@ class RunWatcher:
                 self._read_logs(run, since_start(run), total_steps, known, self.clock.monotonic())
                 self.progress.observe(run, self.clock.monotonic() - began)
                 return result(run if run.is_terminal else None)
+            step = _followable(run, known) if decision.logs and fail_fast else None
+            if step is not None and step.id is not None:
+                # fail_fast follows the running step alone (GET steps/{id}/): not the run's finished steps' logs.
+                # The run object is read again (with every step) when that step is seen done.
+                fresh = self.client.get_run_step(step.id, deadline=deadline)
+                calls += 1
+                if fresh.index != step.index or fresh.status_code != RunStatus.RUNNING:
+                    known.step_done = step.index
+                run = replace(run, steps=(fresh,))
+                known.log_bytes += self.client.bytes_received - before
+                continue
             run = self.client.get_run(run.id, include, deadline=deadline, not_found_grace_until=grace_until)
             calls += 1
             verified = True
+            if decision.logs:
+                known.step_done = None
             size = self.client.bytes_received - before
             if decision.logs:
                 known.log_bytes += size
@@ -281,6 +295,16 @@ class RunWatcher:
         if steps:
             known.prior = Prior.from_scan(scan(steps[-1].logs, past.engine_hint))
         return 2
+
+
+def _followable(run: Run, known: _Known) -> RunStep | None:
+    """The step fail_fast can follow on its own: the run's last known step, running, with an id, not seen done."""
+    if not run.steps or run.status is not RunStatus.RUNNING:
+        return None
+    step = run.steps[-1]
+    if step.id is None or step.status_code != RunStatus.RUNNING or known.step_done == step.index:
+        return None
+    return step
 
 
 def _invokes_dbt(step: RunStep) -> bool:

@@ -115,9 +115,9 @@ def test_inside_the_window_polls_are_close_and_past_it_logs_are_refreshed() -> N
     policy = AdaptivePolicy(max_interval=60)
     budget = PollBudget(period=30, capacity=10, tokens=10, at=0)
     running = run(3, started_at="2026-01-01 10:00:00+00:00")
-    far = policy.decide(PollState(100, running, 100, Estimate(1000, 10, 100, "previous-run"), logs_affordable=True),
-                        budget, 100)
-    assert far == Decision(60, False), "far from the end: the user's interval, and no logs"
+    far = policy.decide(PollState(100, running, 100, Estimate(1000, 10, 100, "previous-run"), logs_affordable=True,
+                                  logs_age=0), budget, 100)
+    assert far == Decision(60, False), "far from the end, just read: the user's interval, and no logs"
     near = policy.decide(PollState(995, running, 995, Estimate(1000, 10, 900, "previous-run")), budget, 995)
     assert near.delay <= 4 and not near.logs
     wide = policy.decide(PollState(600, running, 600, Estimate(1000, 200, 600, "history"), logs_affordable=True,
@@ -142,14 +142,52 @@ def test_fail_fast_follows_the_log_at_its_own_pace() -> None:
     policy = AdaptivePolicy(max_interval=60)
     budget = PollBudget(period=5, capacity=10, tokens=10, at=0)
     state = PollState(100, run(3, started_at="2026-01-01 10:00:00+00:00"), 100, fail_fast=True)
-    assert policy.decide(state, budget, 100) == Decision(5, True)
+    assert policy.decide(state, budget, 100) == Decision(8, True)
+
+
+def test_fail_fast_spends_at_most_three_times_a_fixed_pollers_calls() -> None:
+    policy = AdaptivePolicy(max_interval=60)
+    assert policy.budget_period(True, 30) == 10 and policy.budget_period(False, 30) == 30
+    budget = PollBudget(period=policy.budget_period(True, 30), capacity=20, tokens=20, at=0)
+    state = PollState(100, run(3, started_at="2026-01-01 10:00:00+00:00"), 100, fail_fast=True)
+    polls = replay(policy, budget, [state] * 2000)
+    span = polls[-1][0]
+    assert len(polls) <= 20 + 3 * span / 30, "3x a 30 s poller, plus the burst"
+
+
+def test_before_the_window_an_old_log_is_read_again_for_a_failure_that_ends_the_run_early() -> None:
+    """A failure skips its descendants: the run can end long before the window, and only the log shows it."""
+    policy = AdaptivePolicy(max_interval=60)
+    budget = PollBudget(period=30, capacity=10, tokens=10, at=0)
+    running = run(3, started_at="2026-01-01 10:00:00+00:00")
+    sharp = Estimate(1000, 10, 100, "previous-run")
+    fresh = policy.decide(PollState(300, running, 300, sharp, logs_affordable=True, logs_age=30), budget, 300)
+    assert fresh == Decision(60, False)
+    old = policy.decide(PollState(300, running, 300, sharp, logs_affordable=True, logs_age=policy.refresh - 30),
+                        budget, 300)
+    assert old == Decision(60, True), "read at least every `refresh` seconds"
+    assert not policy.decide(PollState(300, running, 300, sharp, logs_affordable=False, logs_age=1e4), budget,
+                             300).logs, "never beyond the byte budget"
+
+
+def test_past_the_window_the_back_off_stays_short() -> None:
+    """An end after the window comes soon after it, mostly: the spacing is capped, the bucket bounds the calls."""
+    policy = AdaptivePolicy(max_interval=60)
+    budget = PollBudget(period=30, capacity=10, tokens=10, at=0)
+    running = run(3, started_at="2026-01-01 10:00:00+00:00")
+    late = policy.decide(PollState(2000, running, 2000, Estimate(1000, 10, 900, "previous-run"), logs_affordable=True,
+                                   logs_age=0), budget, 2000)
+    assert late.delay == policy.overrun_max
 
 
 def test_log_bytes_stay_within_their_share() -> None:
     assert logs_affordable(spent=0, expected=30_000, plain=2_000, elapsed=0, period=30, horizon=1200)
     assert not logs_affordable(spent=0, expected=30_000, plain=2_000, elapsed=0, period=30)
-    assert not logs_affordable(spent=150_000, expected=30_000, plain=2_000, elapsed=600, period=30)
-    assert logs_affordable(spent=150_000, expected=30_000, plain=2_000, elapsed=3000, period=30)
+    assert not logs_affordable(spent=400_000, expected=30_000, plain=2_000, elapsed=600, period=30)
+    assert logs_affordable(spent=400_000, expected=30_000, plain=2_000, elapsed=3000, period=30)
+    # The share: LOG_RATIO (6) times the plain polls, so the whole stays within 10x a fixed poller's bytes.
+    assert logs_affordable(spent=0, expected=250_000, plain=2_000, elapsed=600, period=30)
+    assert not logs_affordable(spent=0, expected=250_000, plain=2_000, elapsed=600, period=30, ratio=1.5)
 
 
 # ---- estimating the end ----------------------------------------------------------------------------------------
@@ -177,6 +215,36 @@ def test_the_previous_runs_log_predicts_the_heavy_tail() -> None:
         true_end = 16 + FINALIZE   # "Done." at 16:12:16, then dbt Cloud's completion
         assert abs(estimate.end - true_end) <= estimate.spread, (cut, estimate)
     assert start.tzinfo is UTC
+
+
+def test_nodes_that_vary_independently_widen_the_window() -> None:
+    """One pace for the whole run predicts sharply; nodes each slower or faster than last time do not."""
+    import re
+
+    log = reference("build-success.log")
+
+    def scaled(text: str, factor: object) -> str:
+        """The result lines' durations times `factor` (a number, or one per line); nodes of seconds, not tenths."""
+        count = iter(range(10**6))
+
+        def one(match: re.Match[str]) -> str:
+            f = factor(next(count)) if callable(factor) else factor
+            return f" in {float(match.group(1)) * 10 * f:.2f}s]"
+        return re.sub(r" in (\d+\.\d+)s\]", one, text)
+
+    prior = Prior.from_scan(scan(scaled(log, 1.0)))
+    assert prior is not None
+    partial = "\n".join(line for line in log.splitlines() if line[:8] <= "16:12:09") + "\n"
+
+    def spread(factor: object) -> float:
+        found = estimate_end(scan(scaled(partial, factor)), fetched_at=9, start_of_day=16 * 3600 + 12 * 60.0,
+                             last_step=True, prior=prior, history=None)
+        assert found is not None and found.source == "previous-run"
+        return found.spread
+
+    together = spread(1.3)
+    apart = spread(lambda i: (0.65, 1.3, 2.6)[i % 3])       # the same pace (the median), nodes apart
+    assert apart > together
 
 
 def test_a_finished_step_means_the_end_is_seconds_away_and_newest_M_of_M_is_not_zero() -> None:

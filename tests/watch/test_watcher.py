@@ -39,6 +39,29 @@ def test_fail_fast_stops_at_the_first_failed_node_while_the_run_goes_on() -> Non
     assert (world.finished_elapsed(result.run.id) or 0) > world.elapsed() + 60, "stopped well before the end"
 
 
+def test_fail_fast_follows_the_running_step_alone() -> None:
+    """fail_fast reads GET steps/{id}/ (the running step's log), not the run with every step's log, each time."""
+    clock = ManualClock()
+    scenario = parse_scenario({"jobs": [FAILING]})
+    world = World(scenario, clock)
+    triggered = world.trigger(scenario.jobs[0], {"cause": "test"})
+    reads: list[str] = []
+
+    class Counting(WorldClient):
+        def get_run(self, run_id: int, include: Any = (), **more: Any) -> Run:
+            reads.append("run+logs" if "run_steps" in include else "run")
+            return super().get_run(run_id, include, **more)
+
+        def get_run_step(self, step_id: int, *, deadline: float) -> Any:
+            reads.append("step")
+            return super().get_run_step(step_id, deadline=deadline)
+
+    watcher = RunWatcher(Counting(world), clock, emit=lambda line: None, interval=60, api_timeout=30)
+    result = watcher.wait(Run.from_api(triggered), deadline=4 * 3600, commands=("dbt build",), fail_fast=True)
+    assert result.failed_fast
+    assert reads.count("step") > 5 * reads.count("run+logs"), reads
+
+
 def test_without_fail_fast_the_run_ends_and_each_failed_node_is_reported_once() -> None:
     result, lines, _ = watch(FAILING, fail_fast=False)
     assert not result.failed_fast and result.run is not None and result.run.status_code == 20
