@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from tests.conftest import BASE_JOBS, TOKEN, EmulatorFactory
@@ -33,6 +32,7 @@ dbt_hooks = pytest.importorskip("airflow.providers.dbt.cloud.hooks.dbt",
                                 reason=f"apache-airflow-providers-dbt-cloud is not installed; {INSTALL}")
 dbt_operators = pytest.importorskip("airflow.providers.dbt.cloud.operators.dbt", reason=INSTALL)
 dbt_triggers = pytest.importorskip("airflow.providers.dbt.cloud.triggers.dbt", reason=INSTALL)
+aiohttp = pytest.importorskip("aiohttp", reason=INSTALL)    # the provider's own dependency
 DbtCloudHook = dbt_hooks.DbtCloudHook
 DbtCloudJobRunException = dbt_hooks.DbtCloudJobRunException
 
@@ -51,7 +51,7 @@ def emulator(emulator_factory: EmulatorFactory, monkeypatch: pytest.MonkeyPatch)
     context = ssl.create_default_context(cafile=str(emulator.ca_file))
     session = aiohttp.ClientSession
 
-    def trusting_session(*args: Any, **kwargs: Any) -> aiohttp.ClientSession:
+    def trusting_session(*args: Any, **kwargs: Any) -> Any:
         return session(*args, connector=aiohttp.TCPConnector(ssl=context), **kwargs)
 
     monkeypatch.setattr(dbt_hooks.aiohttp, "ClientSession", trusting_session)
