@@ -448,21 +448,31 @@ class ResultSteps:
 
 # The commands whose run_results.json says how nodes ran: as args.which writes them, and as a step names them
 # ("dbt source freshness" is `source` in the step's name and `freshness` in args.which).
-RESULT_COMMANDS = frozenset({"build", "run", "test", "seed", "snapshot", "retry", "freshness", "source"})
-_STEP_COMMAND = re.compile(r"`dbt\s+([a-z][a-z-]*)")
+RESULT_COMMANDS = frozenset({"build", "run", "test", "seed", "snapshot", "retry", "freshness", "source",
+                             "run-operation", "clone", "compile"})
+# Commands that run the project's nodes: the last of these decides a run's results ("source freshness" does not).
+NODE_COMMANDS = frozenset({"build", "run", "test", "seed", "snapshot", "retry", "run-operation", "clone"})
+DBT_COMMANDS = RESULT_COMMANDS | {"docs", "deps", "parse", "ls", "list", "show", "debug", "init", "clean"}
+_STEP_INVOCATION = re.compile(r"`dbt\s([^`]{0,500})`")
 
 
 def step_command(step_name: str) -> str:
-    """The dbt command a run step invokes ("build" from "Invoke dbt with `dbt build --select x`"), or ""."""
-    found = _STEP_COMMAND.search(step_name)
-    return found.group(1) if found else ""
+    """The dbt command a run step invokes: "build" from "Invoke dbt with `dbt build --select x`", and from
+    "`dbt --warn-error build`" (global flags come first); "" when the step runs no dbt command."""
+    found = _STEP_INVOCATION.search(step_name)
+    if found is None:
+        return ""
+    return next((word for word in found.group(1).split() if word in DBT_COMMANDS), "")
 
 
-def result_steps(steps: Sequence[RunStep]) -> ResultSteps:
-    """The steps whose results count (see ResultSteps); no step at all when the run's steps are unknown."""
+def result_steps(steps: Sequence[RunStep], run_failed: bool = True) -> ResultSteps:
+    """The steps whose results count (see ResultSteps); no step at all when the run's steps are unknown. On a run
+    that succeeded, a failed step did not decide it (dbt Cloud's "Run source freshness" step may fail without
+    failing the run): only the last step that ran nodes counts."""
     runs_nodes = [step for step in steps if step_command(step.name) in RESULT_COMMANDS]
-    failed = [step.index for step in runs_nodes if step.failed]
-    last = runs_nodes[-1].index if runs_nodes else None
+    failed = [step.index for step in runs_nodes if step.failed] if run_failed else []
+    builds = [step for step in runs_nodes if step_command(step.name) in NODE_COMMANDS] or runs_nodes
+    last = builds[-1].index if builds else None
     saved = failed[0] if failed else last
     return ResultSteps(saved, tuple(dict.fromkeys([*failed, *([last] if last is not None else [])])))
 

@@ -175,8 +175,9 @@ def _raw_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> tuple[di
             value = next((env[var] for var in spec.env_vars if env.get(var)), None)
         raw[spec.name] = value if value is not None else spec.default
         labels[spec.name] = spec.flag + (f" (or {spec.env_vars[0]})" if spec.env_vars else "")
-    labels["run_id"] = "`dbtgate wait RUN_ID`"   # `run` has no run id: waiting on one is `wait`'s job
     run_id = getattr(args, "run_id", None)
+    # `run` has no run id (waiting on one is `wait`'s job); the commands that take one name it RUN_ID.
+    labels["run_id"] = "RUN_ID" if run_id is not None else "`dbtgate wait RUN_ID`"
     if run_id is not None:
         raw["run_id"] = str(run_id)
     return raw, labels

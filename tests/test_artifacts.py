@@ -85,3 +85,21 @@ def test_the_reference_run_reads_the_same_as_json_load() -> None:
     assert (failed, warned) != expected, "without the manifest there are no file paths yet"
     assert _with_files(failed, warned, manifest, problems) == expected and problems == []
     assert len(list(stream_results(results))) == len(json.loads(results.read_text())["results"])
+
+
+def test_the_step_that_ran_the_nodes_is_found_whatever_its_flags() -> None:
+    from dbtgate.artifacts import result_steps, step_command
+    from dbtgate.cloud.models import RunStep
+
+    assert step_command("Invoke dbt with `dbt --warn-error build --select x`") == "build"
+    assert step_command("Invoke dbt with `dbt --log-format json run-operation grant`") == "run-operation"
+    assert step_command("Clone git repository") == ""
+
+    def step(index: int, command: str, status: int) -> RunStep:
+        return RunStep.from_api({"index": index, "name": f"Invoke dbt with `{command}`", "status": status})
+
+    seeded = [step(3, "dbt seed", 10), step(4, "dbt --warn-error build", 20), step(5, "dbt docs generate", 10)]
+    assert result_steps(seeded).saved == 4 and 4 in result_steps(seeded).read
+    fresh = [step(3, "dbt source freshness", 20), step(4, "dbt build", 10), step(5, "dbt docs generate", 10)]
+    assert result_steps(fresh, run_failed=False).saved == 4, "a green run's failed freshness step does not decide"
+    assert result_steps(fresh, run_failed=False).read == (4,)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -288,8 +289,9 @@ class DbtCloudClient:
                               "but lacks permission: give input `dbt_cloud_token` a service token with the Job Admin "
                               "or Job Runner permission set for this project.", status=403, kind=ApiErrorKind.AUTH)
         if status == 404:
-            inputs = ("input `run_id`" if what.startswith("run") else "input `dbt_cloud_job_id`"
-                      if what.startswith("job") else "the ids")
+            # Name the input only when the request was about it: a 404 on the run list or a run step is not.
+            inputs = ("input `run_id`" if re.fullmatch(r"run \d+", what) else "input `dbt_cloud_job_id`"
+                      if re.fullmatch(r"job \d+", what) else "the ids")
             return ApiError(f"dbt Cloud at {self.host} found no {what} in account {self.account_id} (404 "
                             f"{message}). Check {inputs} and input `dbt_cloud_account_id`, and that the token "
                             "belongs to this account.", status=404, kind=ApiErrorKind.NOT_FOUND)

@@ -57,9 +57,8 @@ def cancel_rule(state: GateState, ending: Ending, cause: Cause) -> str:
     if ending is Ending.TIMEOUT:
         return "" if config.cancel_on_timeout else foreign
     if ending is Ending.API_FAILED:
-        failure = cause.failure
-        if failure is None or not failure.kind.loses_the_run:
-            return "dbt Cloud refused a request; the run itself is not lost"
+        # Whatever dbt Cloud failed or refused, the gate stops watching a run that is going on: giving up on it is a
+        # timeout in all but name, so the same setting decides, rather than leaving it burning unobserved.
         return "" if config.cancel_on_timeout else foreign
     if ending is Ending.INTERRUPTED:
         return "" if config.cancel_on_interrupt else (
@@ -146,7 +145,10 @@ def _left_running(state: GateState, ending: Ending, why_not: str) -> str:
         return f"Run {run.id} was left running because {why_not}; dbtgate stopped waiting after {limit}."
     if ending is Ending.FAILED_FAST:
         return f"fail_fast: run {run.id} was left running because {why_not}."
-    return ""   # an API failure that did not lose the run, or a run already finished: nothing to say
+    if ending is Ending.API_FAILED and not run.is_terminal:
+        return (f"Run {run.id} was left running because {why_not}; dbtgate could no longer watch it. Check it in "
+                f"dbt Cloud: {run.href}")
+    return ""   # a run already finished: nothing to say
 
 
 def _detail(cause: Cause) -> str:

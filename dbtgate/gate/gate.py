@@ -197,7 +197,8 @@ class Gate:
                                    fetch_catalog=config.fetch_catalog and wants_files,
                                    extra=config.extra_artifacts if wants_files else (),
                                    max_bytes=config.max_artifact_size, deadline=deadline, secrets=(config.token,),
-                                   steps=result_steps(run.steps), from_log=logged_failures(run))
+                                   steps=result_steps(run.steps, run_failed=not run.succeeded),
+                                   from_log=logged_failures(run))
         if wants_files:
             for path in report.missing:
                 log.warning(f"Run {run.id} produced no {path}; nothing to download (a warning, not a failure).")

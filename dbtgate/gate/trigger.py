@@ -144,6 +144,11 @@ def trigger_once(state: GateState, job: Job) -> Run:
                                "answer and no run carrying this gate's marker was found (last: "
                                f"{lost}).", kind=ApiErrorKind.UNAVAILABLE) from None
             continue
+        except ApiError:
+            # dbt Cloud answered and refused (a 400, 401, 403, 404): no run was created, so there is none to find,
+            # and a refused token or job is bad input, not an outage.
+            state.may_have_created = None
+            raise
         state.see(run)
         state.may_have_created = None
         tools.emit(f"Triggered run {run.id} of job \"{job.name}\" ({humanize_status(run.status_code)}): {run.href}")

@@ -80,6 +80,7 @@ class _Known:
         self.failures: dict[tuple[str, str], LiveFailure] = {}
         self.said_unknown = False                  # "its log format is unknown" is said once per run
         self.step_done: int | None = None          # fail_fast: the followed step was seen done (re-read the run)
+        self.steps_endpoint = True                 # False once GET steps/{id}/ was refused: follow the run's logs
 
     @property
     def plain_size(self) -> int:
@@ -183,13 +184,22 @@ class RunWatcher:
             if step is not None and step.id is not None:
                 # fail_fast follows the running step alone (GET steps/{id}/): not the run's finished steps' logs.
                 # The run object is read again (with every step) when that step is seen done.
-                fresh = self.client.get_run_step(step.id, deadline=deadline)
-                calls += 1
-                if fresh.index != step.index or fresh.status_code != RunStatus.RUNNING:
-                    known.step_done = step.index
-                run = replace(run, steps=(fresh,))
-                known.log_bytes += self.client.bytes_received - before
-                continue
+                try:
+                    fresh = self.client.get_run_step(step.id, deadline=deadline)
+                except ApiError as refused:
+                    if refused.kind.loses_the_run:
+                        raise
+                    # A dbt Cloud that does not serve this step (a 404, an answer about another step) must not end
+                    # the watch of a run that is going on: follow it through the run's own logs instead.
+                    known.steps_endpoint = False
+                    calls += 1
+                else:
+                    calls += 1
+                    if fresh.index != step.index or fresh.status_code != RunStatus.RUNNING:
+                        known.step_done = step.index
+                    run = replace(run, steps=(fresh,))
+                    known.log_bytes += self.client.bytes_received - before
+                    continue
             run = self.client.get_run(run.id, include, deadline=deadline, not_found_grace_until=grace_until)
             calls += 1
             verified = True
@@ -302,7 +312,8 @@ def _followable(run: Run, known: _Known) -> RunStep | None:
     if not run.steps or run.status is not RunStatus.RUNNING:
         return None
     step = run.steps[-1]
-    if step.id is None or step.status_code != RunStatus.RUNNING or known.step_done == step.index:
+    if (step.id is None or step.status_code != RunStatus.RUNNING or known.step_done == step.index
+            or not known.steps_endpoint):
         return None
     return step
 

@@ -103,3 +103,22 @@ def test_fail_fast_with_a_cancel_that_never_answers_still_reports() -> None:
                 faults=[{"kind": "slow", "endpoint": "cancel", "delay": 2.0, "count": 0}])
     assert (seen.outcome, seen.exit_code) == ("error", 1)
     assert seen.outputs["run_id"] and "did not confirm" in seen.summary
+
+
+def test_a_dbt_cloud_that_refuses_the_step_endpoint_is_followed_through_the_run() -> None:
+    """GET steps/{id}/ answered 404 must not end the watch of a run that goes on (review of issue 22): fail_fast
+    falls back to the run's own logs and still stops at the first failed node."""
+    seen = gate({"dbt_cloud_job_id": "20", "fail_fast": "true"},
+                faults=[{"kind": "http_error", "endpoint": "get_step", "status": 404, "count": 0}])
+    assert (seen.outcome, seen.exit_code) == ("error", 1), seen.summary
+    assert "(fail\\_fast)" in seen.summary and seen.emulator.log.cancels() == [int(seen.outputs["run_id"])]
+
+
+def test_a_refusal_while_watching_never_leaves_this_gate_s_run_burning_unobserved() -> None:
+    """A 403 in the middle of the wait ends the gate (dbt Cloud refused it), but the run it started is cancelled
+    (or the summary says it was left running and how to find it), as after an outage."""
+    seen = gate({"dbt_cloud_job_id": "22"},
+                faults=[{"kind": "http_error", "endpoint": "get_run", "status": 403, "after": 3, "count": 0}])
+    assert seen.exit_code in (2, 3) and seen.outcome in ("api_error", "config_error")
+    run_id = int(seen.outputs["run_id"])
+    assert seen.emulator.log.cancels() == [run_id] or "left running" in seen.summary

@@ -124,3 +124,13 @@ def test_a_5xx_that_persists_stays_an_outage() -> None:
     with Emulator(scenario(faults, JOBS), clock=clock) as emulator:
         seen = run_gate(emulator, clock, {"dbt_cloud_job_id": "1"})
     assert (seen.outcome, seen.exit_code) == ("api_error", 3)
+
+
+def test_a_refused_trigger_is_bad_input_not_a_lost_answer() -> None:
+    """A 403 on the trigger POST created no run: no search for one, no "got no answer" note, exit 2."""
+    clock = VirtualClock()
+    faults = [{"kind": "http_error", "endpoint": "trigger", "status": 403, "count": 0}]
+    with Emulator(scenario(faults, JOBS), clock=clock) as emulator:
+        seen = run_gate(emulator, clock, {"dbt_cloud_job_id": "1"})
+    assert (seen.outcome, seen.exit_code) == ("config_error", 2), seen.summary
+    assert "got no answer" not in seen.summary and emulator.log.of("list_runs") == []
