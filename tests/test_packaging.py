@@ -195,6 +195,25 @@ def test_the_sdist_installs_and_its_own_tests_pass(tmp_path: Path) -> None:
     assert re.search(r"\b\d+ passed\b", result) and " failed" not in result, result
 
 
+def test_the_editable_install_of_dev_prints_no_warning(tmp_path: Path) -> None:
+    """`./dev demo`'s first run installs dbtgate editable; setuptools' import-hook strategy printed a 10-line
+    "Editable installation" warning there. The declared package-dir makes it a plain .pth file instead."""
+    source = tmp_path / "checkout"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "dbtgate", source / "dbtgate", ignore=shutil.ignore_patterns("__pycache__"))
+    build = ("import sys; from setuptools import build_meta; "
+             "print(build_meta.build_editable(sys.argv[1]))")
+    done = subprocess.run([sys.executable, "-W", "default", "-c", build, str(tmp_path / "dist")], cwd=source,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "Warning" not in done.stderr and "warning" not in done.stderr, done.stderr
+    with zipfile.ZipFile(tmp_path / "dist" / done.stdout.strip().splitlines()[-1]) as wheel:
+        (pth,) = [name for name in wheel.namelist() if name.endswith(".pth")]
+        assert wheel.read(pth).decode().strip() == str(source.resolve())
+
+
 WORKFLOWS = {path.name: path for path in sorted((ROOT / ".github" / "workflows").glob("*.yml"))}
 
 
