@@ -100,3 +100,18 @@ def test_cancel_run(emulator_factory: EmulatorFactory) -> None:
     assert started.run_id is not None
     cancelled = dbtgate.cancel_run(started.run_id, account_id=1, token=TOKEN, url=emulator.url)
     assert cancelled.id == started.run_id and emulator.log.cancels() == [started.run_id]
+
+
+def test_run_failed_says_why_and_which_nodes(emulator_factory: EmulatorFactory) -> None:
+    """str(RunFailed) is what Airflow or Dagster show: the reason and the failed nodes, not only a headline."""
+    emulator = emulator_factory(time_scale=FAST)
+    with pytest.raises(dbtgate.RunFailed) as failed:
+        dbtgate.run_job(job_id=2, **connection(emulator))
+    message = str(failed.value)
+    assert "test not_null_orders_order_id fail (models/marts/schema.yml): Got 3 results" in message, message
+    assert f"Run: {failed.value.result.run_url}" in message
+    with pytest.raises(dbtgate.RunFailed) as refused:
+        dbtgate.run_job(job_id=1, **{**connection(emulator), "token": "a-wrong-token-0123456789"})
+    message = str(refused.value)
+    assert message.startswith("dbt Cloud could not be used: ") and "401" in message, message
+    assert "a-wrong-token" not in message
