@@ -36,6 +36,20 @@ class NodeIssue:
 
 
 @dataclass(frozen=True)
+class NodeResult:
+    """One entry of run_results.json, whatever its status: what the JUnit report and node_counts are made of."""
+
+    unique_id: str
+    resource_type: str
+    status: str
+    execution_time: float | None
+    message: str              # dbt's message, cut at NODE_MESSAGE_LIMIT characters
+
+
+NODE_MESSAGE_LIMIT = 4096  # 20,000 nodes stay a few MB in memory; a failed node's full message is in NodeIssue
+
+
+@dataclass(frozen=True)
 class ArtifactReport:
     directory: PurePosixPath | None   # relative to the workspace when inside it (what a later step can use)
     saved: tuple[str, ...] = ()
@@ -43,6 +57,7 @@ class ArtifactReport:
     problems: tuple[str, ...] = ()
     failed: tuple[NodeIssue, ...] = ()
     warned: tuple[NodeIssue, ...] = ()
+    nodes: tuple[NodeResult, ...] = ()  # every result, in run_results.json's order (empty when it was not read)
 
 
 def node_issues(run_results: Any, manifest: Any) -> tuple[list[NodeIssue], list[NodeIssue]]:
@@ -364,7 +379,8 @@ def collect_artifacts(client: CloudApi, run_id: int, *, workspace: Path, directo
             files[path] = root / where
             if directory is not None:
                 saved.append(path)
-        failed, warned = _read_issues(files.get("run_results.json"), problems)
+        nodes: list[NodeResult] = []
+        failed, warned = _read_issues(files.get("run_results.json"), problems, nodes)
         if (failed or warned) and files.get("manifest.json") is not None:
             # The manifest only adds file paths for annotations: read it only when a node needs one, and then only
             # the nodes needed.
@@ -372,22 +388,41 @@ def collect_artifacts(client: CloudApi, run_id: int, *, workspace: Path, directo
     shown = None if directory is None else (PurePosixPath(base) if root == workspace.absolute() else
                                             PurePosixPath(root.as_posix()))
     return ArtifactReport(directory=shown, saved=tuple(saved), missing=tuple(missing),
-                          problems=tuple(problems), failed=tuple(failed), warned=tuple(warned))
+                          problems=tuple(problems), failed=tuple(failed), warned=tuple(warned),
+                          nodes=tuple(nodes))
 
 
-def _read_issues(path: Path | None, problems: list[str]) -> tuple[list[NodeIssue], list[NodeIssue]]:
+def _read_issues(path: Path | None, problems: list[str], nodes: list[NodeResult] | None = None
+                 ) -> tuple[list[NodeIssue], list[NodeIssue]]:
+    """(failed, warned) from run_results.json, read once; every entry is also appended to `nodes` when given."""
     failed: list[NodeIssue] = []
     warned: list[NodeIssue] = []
     if path is None:
         return failed, warned
     try:
         for result in stream_results(path):
+            node = node_result(result) if nodes is not None else None
+            if node is not None and nodes is not None:
+                nodes.append(node)
             issue = _issue(result, {})
             if issue is not None:
                 (warned if issue.status in WARN_STATUSES else failed).append(issue)
     except (OSError, ValueError, RecursionError) as error:
         problems.append(f"run_results.json: not valid JSON ({error}); the nodes read before that are kept")
     return failed, warned
+
+
+def node_result(result: Any) -> NodeResult | None:
+    """One run_results.json entry (None for one without a unique_id); the resource type is the id's first part."""
+    if not isinstance(result, dict) or not isinstance(result.get("unique_id"), str) or not result["unique_id"]:
+        return None
+    unique_id = result["unique_id"]
+    timing = result.get("execution_time")
+    return NodeResult(
+        unique_id=unique_id, resource_type=unique_id.split(".", 1)[0],
+        status=str(result.get("status") or "").lower(),
+        execution_time=float(timing) if isinstance(timing, int | float) and not isinstance(timing, bool) else None,
+        message=str(result.get("message") or "")[:NODE_MESSAGE_LIMIT])
 
 
 def _with_files(failed: list[NodeIssue], warned: list[NodeIssue], manifest: Path,
