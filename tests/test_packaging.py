@@ -13,6 +13,7 @@ import venv
 import zipfile
 from pathlib import Path
 
+import pytest
 import trove_classifiers
 import yaml
 from packaging.requirements import Requirement
@@ -21,7 +22,7 @@ from packaging.utils import canonicalize_name
 import dbtgate
 from dbtgate.config import parse_config
 from dbtgate.gate.state import GateResult
-from dbtgate.inputs import INPUTS
+from dbtgate.inputs import INPUTS, Group
 from dbtgate.outcome import Outcome
 from dbtgate.report.outputs import OUTPUTS, outputs_for
 
@@ -42,10 +43,35 @@ DBT_LABS_OUTPUTS = {"git_sha", "run_id"}
 
 def test_action_yml_and_readme_are_generated_from_the_specs() -> None:
     assert (ROOT / "action.yml").read_text("utf-8") == gen_docs.render_action(), "run ./dev docs"
+    assert (ROOT / "composite" / "action.yml").read_text("utf-8") == gen_docs.render_composite(), "run ./dev docs"
     readme = (ROOT / "README.md").read_text("utf-8")
     assert gen_docs.render_readme(readme) == readme, "run ./dev docs"
     for spec in INPUTS:
-        assert f"| `{spec.name}` |" in readme
+        assert re.search(rf"^\| `{spec.name}`( \(required\))? \|", readme, re.M), spec.name
+    for name, _ in OUTPUTS:
+        assert re.search(rf"^\| `{name}` \| (number|text|JSON list|JSON object)", readme, re.M), name
+
+
+def test_the_readme_groups_inputs_as_inputs_py_does() -> None:
+    tables = gen_docs.render_tables()
+    titles = [f"**{gen_docs.GROUP_TITLES[group]}**" for group in Group]
+    assert [tables.index(title) for title in titles] == sorted(tables.index(title) for title in titles)
+    for spec in INPUTS:
+        section = tables.split(f"**{gen_docs.GROUP_TITLES[spec.group]}**", 1)[1].split("\n\n**", 1)[0]
+        assert f"| `{spec.name}`" in section, f"{spec.name} is not under {spec.group}"
+
+
+def test_gen_docs_check_fails_on_a_stale_composite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`gen_docs.py --check` (CI) catches a composite/action.yml edited by hand."""
+    copy = tmp_path / "root"
+    for name in ("action.yml", "README.md", "composite/action.yml", ".github/workflows/ci.yml"):
+        (copy / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, copy / name)
+    monkeypatch.setattr(gen_docs, "ROOT", copy)
+    assert gen_docs.main(["--check"]) == 0
+    stale = copy / "composite" / "action.yml"
+    stale.write_text(stale.read_text("utf-8").replace("INPUT_TIMEOUT:", "INPUT_TIME_OUT:"), "utf-8")
+    assert gen_docs.main(["--check"]) == 1
 
 
 def test_inputs_and_outputs_match_the_code() -> None:
