@@ -134,8 +134,9 @@ def test_every_example_command_line_parses(case: tuple[str, list[str]], capsys: 
             assert getattr(args, input_name) == "123"
 
 
-def test_every_command_line_in_the_readme_parses(capsys: pytest.CaptureFixture[str]) -> None:
-    readme = (ROOT / "README.md").read_text("utf-8")
+def test_every_command_line_in_the_docs_parses(capsys: pytest.CaptureFixture[str]) -> None:
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    readme = "\n".join(page.read_text("utf-8") for page in pages)
     blocks = re.findall(r"^```(?:bash|sh)\n(.*?)^```", readme, re.M | re.S)
     commands = [argv for block in blocks for argv in command_lines(block)]
     assert len(commands) >= 5, commands
