@@ -73,8 +73,28 @@ class RunFailed(Exception):
     """The run did not succeed (error, cancellation, timeout, staleness, or dbt Cloud could not be used)."""
 
     def __init__(self, result: RunResult) -> None:
-        super().__init__(result.headline + (f" {result.run_url}" if result.run_url else ""))
+        super().__init__(failure_message(result))
         self.result = result
+
+
+MESSAGE_NODES = 5  # failed nodes named in the message; RunResult.failed_nodes has them all
+
+
+def failure_message(result: RunResult) -> str:
+    """What an orchestrator's log shows for a failure: what happened and why (the API error, dbt Cloud's status
+    message), which nodes failed with dbt's message, and the link — the result carries the rest."""
+    lines = [result.headline.rstrip(".") + (f": {result.detail}" if result.detail else ".")]
+    if result.run is not None and result.run.status_message and result.run.status_message not in result.detail:
+        lines.append(f"dbt Cloud says: {result.run.status_message}")
+    for node in result.failed_nodes[:MESSAGE_NODES]:
+        where = f" ({node.file_path})" if node.file_path else ""
+        said = f": {' '.join(node.message.split())}" if node.message else ""
+        lines.append(f"- {node.resource_type} {node.name} {node.status}{where}{said}")
+    if len(result.failed_nodes) > MESSAGE_NODES:
+        lines.append(f"- …and {len(result.failed_nodes) - MESSAGE_NODES} more (RunFailed.result.failed_nodes)")
+    if result.run_url:
+        lines.append(f"Run: {result.run_url}")
+    return "\n".join(lines)
 
 
 def run_job(*, account_id: int, token: str, job_id: int | None = None, job_name: str | None = None,

@@ -39,6 +39,20 @@ class NodeIssue:
 
 
 @dataclass(frozen=True)
+class NodeResult:
+    """One entry of run_results.json, whatever its status: what the JUnit report and node_counts are made of."""
+
+    unique_id: str
+    resource_type: str
+    status: str
+    execution_time: float | None
+    message: str              # dbt's message, cut at NODE_MESSAGE_LIMIT characters
+
+
+NODE_MESSAGE_LIMIT = 4096  # 20,000 nodes stay a few MB in memory; a failed node's full message is in NodeIssue
+
+
+@dataclass(frozen=True)
 class ArtifactReport:
     directory: PurePosixPath | None   # relative to the workspace when inside it (what a later step can use)
     saved: tuple[str, ...] = ()
@@ -46,6 +60,7 @@ class ArtifactReport:
     problems: tuple[str, ...] = ()
     failed: tuple[NodeIssue, ...] = ()
     warned: tuple[NodeIssue, ...] = ()
+    nodes: tuple[NodeResult, ...] = ()  # every result, in run_results.json's order (empty when it was not read)
 
 
 def node_issues(run_results: Any, manifest: Any) -> tuple[list[NodeIssue], list[NodeIssue]]:
@@ -397,7 +412,8 @@ def collect_artifacts(client: CloudApi, run_id: int, *, workspace: Path, directo
             files[path] = root / where
             if directory is not None:
                 saved.append(path)
-        failed, warned = _read_issues(files.get("run_results.json"), problems, steps.saved)
+        nodes: list[NodeResult] = []
+        failed, warned = _read_issues(files.get("run_results.json"), problems, steps.saved, nodes)
         for other in steps.read:
             if other != steps.saved:
                 more = _other_step_issues(client, run_id, other, Path(scratch), deadline, max_bytes, problems)
@@ -410,18 +426,24 @@ def collect_artifacts(client: CloudApi, run_id: int, *, workspace: Path, directo
     shown = None if directory is None else (PurePosixPath(base) if root == workspace.absolute() else
                                             PurePosixPath(root.as_posix()))
     return ArtifactReport(directory=shown, saved=tuple(saved), missing=tuple(missing),
-                          problems=tuple(problems), failed=tuple(failed), warned=tuple(warned))
+                          problems=tuple(problems), failed=tuple(failed), warned=tuple(warned),
+                          nodes=tuple(nodes))
 
 
-def _read_issues(path: Path | None, problems: list[str], step: int | None = None
-                 ) -> tuple[list[NodeIssue], list[NodeIssue]]:
+def _read_issues(path: Path | None, problems: list[str], step: int | None = None,
+                 nodes: list[NodeResult] | None = None) -> tuple[list[NodeIssue], list[NodeIssue]]:
+    """(failed, warned) from run_results.json, read once; every entry is also appended to `nodes` when given."""
     failed: list[NodeIssue] = []
     warned: list[NodeIssue] = []
     if path is None:
         return failed, warned
     which: list[str] = []
+    first = len(nodes) if nodes is not None else 0
     try:
         for result in stream_results(path, which):
+            node = node_result(result) if nodes is not None else None
+            if node is not None and nodes is not None:
+                nodes.append(node)
             issue = _issue(result, {})
             if issue is not None:
                 (warned if issue.status in WARN_STATUSES else failed).append(issue)
@@ -432,6 +454,8 @@ def _read_issues(path: Path | None, problems: list[str], step: int | None = None
         where = f" of step {step}" if step is not None else ""
         problems.append(f"run_results.json{where} was written by `dbt {which[0]}`, not by a command that runs "
                         "nodes, so its results were not read as the run's")
+        if nodes is not None:
+            del nodes[first:]
         return [], []
     return failed, warned
 
@@ -493,6 +517,19 @@ def _other_step_issues(client: CloudApi, run_id: int, step: int, scratch: Path, 
 def _merged(first: list[NodeIssue], more: list[NodeIssue]) -> list[NodeIssue]:
     seen = {issue.unique_id for issue in first}
     return first + [issue for issue in more if issue.unique_id not in seen]
+
+
+def node_result(result: Any) -> NodeResult | None:
+    """One run_results.json entry (None for one without a unique_id); the resource type is the id's first part."""
+    if not isinstance(result, dict) or not isinstance(result.get("unique_id"), str) or not result["unique_id"]:
+        return None
+    unique_id = result["unique_id"]
+    timing = result.get("execution_time")
+    return NodeResult(
+        unique_id=unique_id, resource_type=unique_id.split(".", 1)[0],
+        status=str(result.get("status") or "").lower(),
+        execution_time=float(timing) if isinstance(timing, int | float) and not isinstance(timing, bool) else None,
+        message=str(result.get("message") or "")[:NODE_MESSAGE_LIMIT])
 
 
 def _with_files(failed: list[NodeIssue], warned: list[NodeIssue], manifest: Path,

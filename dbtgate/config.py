@@ -42,6 +42,7 @@ from dbtgate.parsers import (
     parse_steps,
     parse_timeout,
     resolve_artifacts_dir,
+    resolve_workspace_file,
     shown,
 )
 
@@ -103,6 +104,7 @@ class GateConfig:
     fetch_catalog: bool = False
     extra_artifacts: tuple[str, ...] = ()
     project_dir: str = ""
+    junit_xml: Path | None = None   # where the JUnit report goes (inside the workspace), None: no report
     rerun_attempts: int = 0
     reuse_existing_run: bool = False
     job_name: str | None = None
@@ -322,6 +324,7 @@ class _Reporting:
     fetch_catalog: bool
     extra_artifacts: tuple[str, ...]
     project_dir: str
+    junit_xml: Path | None
 
 
 def _reporting(given: _Inputs) -> _Reporting:
@@ -336,7 +339,8 @@ def _reporting(given: _Inputs) -> _Reporting:
                               resolve_artifacts_dir("", workspace))
     return _Reporting(given.flag("failure_on_error"), given.flag("get_artifacts"), artifacts_dir,
                       given.get("max_artifact_size", parse_size, parse_size(SPECS["max_artifact_size"].default)),
-                      given.flag("fetch_catalog"), extra, given.value("project_dir"))
+                      given.flag("fetch_catalog"), extra, given.value("project_dir"),
+                      given.get("junit_xml", lambda t: resolve_workspace_file(t, workspace)))
 
 
 def parse_config(raw: Mapping[str, str], env: Mapping[str, str], label: Mapping[str, str] | None = None
@@ -362,5 +366,6 @@ def parse_config(raw: Mapping[str, str], env: Mapping[str, str], label: Mapping[
         failure_on_error=reporting.failure_on_error, get_artifacts=reporting.get_artifacts,
         artifacts_dir=reporting.artifacts_dir, workspace=Path(env.get("GITHUB_WORKSPACE") or "."),
         max_artifact_size=reporting.max_artifact_size, fetch_catalog=reporting.fetch_catalog,
-        extra_artifacts=reporting.extra_artifacts, project_dir=reporting.project_dir, warnings=tuple(given.warnings),
+        extra_artifacts=reporting.extra_artifacts, project_dir=reporting.project_dir,
+        junit_xml=reporting.junit_xml, warnings=tuple(given.warnings),
     )

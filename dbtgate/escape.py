@@ -134,3 +134,13 @@ def escaped_forms(secret: str) -> list[str]:
     entities = markdown.replace("&", "&amp;")
     return list(dict.fromkeys([secret, markdown, html, command_data(secret), command_property(secret), entities,
                                entities.replace("<", "&lt;").replace(">", "&gt;")]))
+
+
+# What XML 1.0 cannot hold at all, even escaped: C0 controls but tab/LF/CR, surrogates, U+FFFE and U+FFFF. Terminal
+# colour sequences go too, whole: a dbt message often carries them, and a reader shows "[31m" otherwise.
+_XML_INVALID = re.compile("\x1b\\[[0-9;?]*[ -/]*[@-~]|[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(text: str) -> str:
+    """Untrusted text that an XML serializer can then escape: characters XML 1.0 forbids are removed."""
+    return _XML_INVALID.sub("", text)

@@ -73,6 +73,9 @@ class Workflow:
         self.stream = stream
         self.github = github
         self.redactor = redactor or Redactor()
+        # Annotations printed so far, by kind: GitHub shows 10 errors and 10 warnings per step and drops the rest
+        # silently, so the reporter spends what is left (report/annotations.py).
+        self.annotations: dict[str, int] = {"error": 0, "warning": 0}
 
     def redact(self, text: str) -> str:
         return str(self.redactor.scrub(text))
@@ -99,6 +102,7 @@ class Workflow:
 
     def _annotation(self, kind: str, message: str, *, title: str | None, file: str | None = None,
                     line: int | None = None) -> None:
+        self.annotations[kind] = self.annotations.get(kind, 0) + 1
         if self.github:
             self._print(command(kind, message, title=title, file=file, line=line))
         else:

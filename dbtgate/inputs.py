@@ -176,6 +176,10 @@ INPUTS: tuple[InputSpec, ...] = (
     InputSpec("artifacts", "More artifact paths to download, one per line (e.g. compiled/...).",
               cli_flag="--artifact",
               kind=Kind.LINES, group=Group.REPORTING, commands=GATE),
+    InputSpec("junit_xml", "Also write the run's nodes as JUnit XML to this file, relative to the workspace (like "
+              "artifacts_dir), for GitLab's artifacts:reports:junit, Azure DevOps, Jenkins or CircleCI: one testcase "
+              "per node of run_results.json, and one for the run itself.",
+              kind=Kind.TEXT, group=Group.REPORTING, commands=GATE),
     InputSpec("project_dir", "Folder of the dbt project in the repository, so annotations point at the right "
               "files (e.g. transform/).", "",
               kind=Kind.TEXT, group=Group.REPORTING, commands=GATE),

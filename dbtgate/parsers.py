@@ -335,6 +335,23 @@ def resolve_artifacts_dir(text: str, workspace: str) -> Path:
     return Path(workspace) / path
 
 
+def resolve_workspace_file(text: str, workspace: str) -> Path:
+    """A file dbtgate writes (junit_xml): inside the workspace as artifacts are, and not a folder."""
+    if not text.strip() or text.rstrip().endswith(("/", "\\")):
+        raise ValueError(f"{text!r} is not a file name: give one such as target/dbt-junit.xml")
+    path = Path(text.strip())
+    if ".." in path.parts:
+        raise ValueError(f"{text!r} contains `..`: reports go inside the workspace, e.g. target/dbt-junit.xml")
+    if not workspace:
+        return path
+    if path.is_absolute():
+        if path.is_relative_to(workspace):
+            return path
+        raise ValueError(f"{text!r} is outside the workspace {workspace}: give a path relative to it, such as "
+                         "target/dbt-junit.xml")
+    return Path(workspace) / path
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True

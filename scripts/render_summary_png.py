@@ -1,6 +1,6 @@
 """Render docs/example-summary.md to docs/example-summary.png, roughly as GitHub shows a job summary.
 
-    pip install markdown && apt-get install chromium   # development only; CI does not run this
+    pip install markdown && apt-get install chromium fonts-noto-color-emoji   # development only; not in CI
     python scripts/render_summary_png.py
 
 Markdown → HTML with the `markdown` package (tables, fenced code), GitHub-like CSS, then a headless Chromium
@@ -17,7 +17,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CSS = """
-body { font-family: -apple-system, 'Segoe UI', 'Noto Sans', Helvetica, Arial, sans-serif; font-size: 14px;
+body { font-family: -apple-system, 'Segoe UI', 'Noto Sans', Helvetica, Arial, sans-serif, 'Apple Color Emoji',
+       'Segoe UI Emoji', 'Noto Color Emoji'; font-size: 14px;
        color: #1f2328; max-width: 1000px; margin: 24px auto; padding: 16px 24px; border: 1px solid #d0d7de;
        border-radius: 6px; line-height: 1.5; }
 h2 { font-size: 20px; border-bottom: 1px solid #d8dee4; padding-bottom: 6px; }

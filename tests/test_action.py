@@ -237,3 +237,22 @@ def test_warnings_are_listed_separately_on_a_green_run(emulator_factory: Emulato
     row = next(line for line in step.summary.splitlines() if line.startswith("| unique\\_customers\\_customer\\_id"))
     assert "| test | warn | Got 2 results, configured to warn if != 0 |" in row
     assert json.loads(step.outputs["failed_nodes"]) == []
+
+
+def test_junit_xml_node_counts_and_timings(emulator_factory: EmulatorFactory, tmp_path: Path) -> None:
+    """issue 23 §6: the report other CI systems read, written where the user asked, and the counts as outputs."""
+    import xml.etree.ElementTree as ET
+
+    emulator = emulator_factory(time_scale=FAST)
+    step = run_step(inputs(emulator, 2, junit_xml="reports/dbt-junit.xml", get_artifacts="false"), tmp_path / "ws")
+    assert step.exit_code == 1, step.log
+    root = ET.parse(tmp_path / "ws" / "reports" / "dbt-junit.xml").getroot()
+    failing = [case for case in root.iter("testcase") if case.find("failure") is not None]
+    assert {(case.get("classname"), case.get("name")) for case in failing} == {
+        ("dbt Cloud run", f"run {step.outputs['run_id']}"), ("test", "jaffle_shop.not_null_orders_order_id")}
+    counts = json.loads(step.outputs["node_counts"])
+    assert counts["test"]["fail"] == 1 and sum(counts["model"].values()) > 0
+    assert int(root.get("tests") or 0) == 1 + sum(sum(by_status.values()) for by_status in counts.values())
+    assert int(step.outputs["queued_seconds"]) >= 0 and int(step.outputs["ran_seconds"]) > 0
+    assert not (tmp_path / "ws" / "target").exists(), "get_artifacts: false still saves nothing else"
+    assert_no_token(step)

@@ -122,3 +122,19 @@ def test_the_library_redacts_each_call_s_token_and_forgets_it_after() -> None:
         _StdlibLogger("dbtgate.test-redaction").info("echoed dbtc_secret-one")
     _StdlibLogger("dbtgate.test-redaction").info("after dbtc_secret-one")
     assert records == ["echoed ***", "after dbtc_secret-one"]
+
+
+def test_run_failed_says_why_and_which_nodes(emulator_factory: EmulatorFactory) -> None:
+    """str(RunFailed) is what Airflow or Dagster show: the reason and the failed nodes, not only a headline."""
+    emulator = emulator_factory(time_scale=FAST)
+    with pytest.raises(dbtgate.RunFailed) as failed:
+        dbtgate.run_job(job_id=2, **connection(emulator))
+    message = str(failed.value)
+    assert "test not_null_orders_order_id fail (models/marts/schema.yml): Got 3 results" in message, message
+    assert f"Run: {failed.value.result.run_url}" in message
+    # A wrong token is bad input (issue 23 §3): ConfigError, whose message says what dbt Cloud answered.
+    with pytest.raises(dbtgate.ConfigError) as refused:
+        dbtgate.run_job(job_id=1, **{**connection(emulator), "token": "a-wrong-token-0123456789"})
+    message = str(refused.value)
+    assert "401" in message and "dbt_cloud_token" in message, message
+    assert "a-wrong-token" not in message

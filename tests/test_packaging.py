@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ import venv
 import zipfile
 from pathlib import Path
 
+import pytest
 import trove_classifiers
 import yaml
 from packaging.requirements import Requirement
@@ -21,7 +23,7 @@ from packaging.utils import canonicalize_name
 import dbtgate
 from dbtgate.config import parse_config
 from dbtgate.gate.state import GateResult
-from dbtgate.inputs import INPUTS
+from dbtgate.inputs import INPUTS, Group
 from dbtgate.outcome import Outcome
 from dbtgate.report.outputs import OUTPUTS, outputs_for
 
@@ -42,10 +44,35 @@ DBT_LABS_OUTPUTS = {"git_sha", "run_id"}
 
 def test_action_yml_and_readme_are_generated_from_the_specs() -> None:
     assert (ROOT / "action.yml").read_text("utf-8") == gen_docs.render_action(), "run ./dev docs"
+    assert (ROOT / "composite" / "action.yml").read_text("utf-8") == gen_docs.render_composite(), "run ./dev docs"
     readme = (ROOT / "README.md").read_text("utf-8")
     assert gen_docs.render_readme(readme) == readme, "run ./dev docs"
     for spec in INPUTS:
-        assert f"| `{spec.name}` |" in readme
+        assert re.search(rf"^\| `{spec.name}`( \(required\))? \|", readme, re.M), spec.name
+    for name, _ in OUTPUTS:
+        assert re.search(rf"^\| `{name}` \| (number|text|JSON list|JSON object)", readme, re.M), name
+
+
+def test_the_readme_groups_inputs_as_inputs_py_does() -> None:
+    tables = gen_docs.render_tables()
+    titles = [f"**{gen_docs.GROUP_TITLES[group]}**" for group in Group]
+    assert [tables.index(title) for title in titles] == sorted(tables.index(title) for title in titles)
+    for spec in INPUTS:
+        section = tables.split(f"**{gen_docs.GROUP_TITLES[spec.group]}**", 1)[1].split("\n\n**", 1)[0]
+        assert f"| `{spec.name}`" in section, f"{spec.name} is not under {spec.group}"
+
+
+def test_gen_docs_check_fails_on_a_stale_composite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`gen_docs.py --check` (CI) catches a composite/action.yml edited by hand."""
+    copy = tmp_path / "root"
+    for name in ("action.yml", "README.md", "composite/action.yml", ".github/workflows/ci.yml"):
+        (copy / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, copy / name)
+    monkeypatch.setattr(gen_docs, "ROOT", copy)
+    assert gen_docs.main(["--check"]) == 0
+    stale = copy / "composite" / "action.yml"
+    stale.write_text(stale.read_text("utf-8").replace("INPUT_TIMEOUT:", "INPUT_TIME_OUT:"), "utf-8")
+    assert gen_docs.main(["--check"]) == 1
 
 
 def test_inputs_and_outputs_match_the_code() -> None:
@@ -195,6 +222,25 @@ def test_the_sdist_installs_and_its_own_tests_pass(tmp_path: Path) -> None:
     assert re.search(r"\b\d+ passed\b", result) and " failed" not in result, result
 
 
+def test_the_editable_install_of_dev_prints_no_warning(tmp_path: Path) -> None:
+    """`./dev demo`'s first run installs dbtgate editable; setuptools' import-hook strategy printed a 10-line
+    "Editable installation" warning there. The declared package-dir makes it a plain .pth file instead."""
+    source = tmp_path / "checkout"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "dbtgate", source / "dbtgate", ignore=shutil.ignore_patterns("__pycache__"))
+    build = ("import sys; from setuptools import build_meta; "
+             "print(build_meta.build_editable(sys.argv[1]))")
+    done = subprocess.run([sys.executable, "-W", "default", "-c", build, str(tmp_path / "dist")], cwd=source,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "Warning" not in done.stderr and "warning" not in done.stderr, done.stderr
+    with zipfile.ZipFile(tmp_path / "dist" / done.stdout.strip().splitlines()[-1]) as wheel:
+        (pth,) = [name for name in wheel.namelist() if name.endswith(".pth")]
+        assert wheel.read(pth).decode().strip() == str(source.resolve())
+
+
 WORKFLOWS = {path.name: path for path in sorted((ROOT / ".github" / "workflows").glob("*.yml"))}
 
 
@@ -206,7 +252,8 @@ def test_workflows_pin_actions_by_sha_with_minimal_permissions() -> None:
         for job_name, job in workflow["jobs"].items():
             if workflow["permissions"] == {}:
                 assert "permissions" in job, f"{name}: {job_name} must say which permissions it uses"
-            if job_name != "pypi":
+            signs = any("attest" in step.get("uses", "") for step in job.get("steps", []))
+            if job_name != "pypi" and not signs:
                 assert "id-token" not in job.get("permissions", {}), f"{name}: {job_name} needs no OIDC token"
             for step in job.get("steps", []):
                 uses = step.get("uses")
@@ -219,36 +266,49 @@ def test_workflows_pin_actions_by_sha_with_minimal_permissions() -> None:
     assert {update["package-ecosystem"] for update in dependabot["updates"]} >= {"pip", "docker", "github-actions"}
 
 
-def test_the_release_is_gated_publishes_everywhere_and_never_moves_the_exact_tag() -> None:
+def test_the_release_is_one_dispatch_gated_and_immutable() -> None:
+    """issue 23 §1: one action by a maintainer; the image is pushed before any tag and named by digest in the
+    released action.yml; every asset is attached while the release is a draft; signed provenance and an SBOM."""
     text = WORKFLOWS["release.yml"].read_text("utf-8")
     release = yaml.safe_load(text)
     jobs = release["jobs"]
-    assert release["permissions"] == {}
+    assert release["permissions"] == {} and set(release[True]) == {"workflow_dispatch"}  # `on:` parses as True
+    order = ["prepare", "test", "image", "commit", "dist", "draft", "pypi", "publish"]
+    assert list(jobs) == order
+
+    def upstream(name: str) -> set[str]:
+        needs = jobs[name].get("needs", [])
+        direct = {needs} if isinstance(needs, str) else set(needs)
+        return direct.union(*(upstream(n) for n in direct))
+
+    for earlier, later in itertools.pairwise(order):
+        assert earlier in upstream(later), f"{later} must come after {earlier}"
     assert any("./dev test" in step.get("run", "") for step in jobs["test"]["steps"])
-    for name, job in jobs.items():
-        if name != "test":
-            needs = [job["needs"]] if isinstance(job["needs"], str) else job["needs"]
-            assert needs, name
-    assert "test" in jobs["image"]["needs"] and "test" in jobs["dist"]["needs"]
-    assert set(jobs["release"]["needs"]) >= {"image", "pypi"} and "image" in jobs["pypi"]["needs"]
-    # Images for both architectures, each run once (arm64 under QEMU), pulled without credentials.
-    assert "linux/amd64,linux/arm64" in text and "provenance:" in text and "sbom: true" in text
+    # The image, before any tag: both architectures, pulled anonymously and run, provenance and an SBOM attested.
     image_steps = jobs["image"]["steps"]
-    assert any(step.get("uses", "").startswith("docker/setup-qemu-action@") for step in image_steps)
+    uses = [step.get("uses", "").split("@")[0] for step in image_steps]
+    assert {"actions/attest-build-provenance", "anchore/sbom-action", "actions/attest"} <= set(uses)
+    assert "linux/amd64,linux/arm64" in text
     check = next(step["run"] for step in image_steps if "docker logout" in step.get("run", ""))
     assert check.index("docker logout") < check.index("docker pull") < check.index("docker run")
-    assert "linux/arm64" in check and "--version" in check
-    # PyPI by trusted publishing: the only job with id-token, in the pypi environment, no stored password.
+    assert jobs["image"]["permissions"] == {"contents": "read", "packages": "write", "id-token": "write",
+                                            "attestations": "write"}
+    # The released action.yml names the image by digest, and nothing else differs from main.
+    commit = jobs["commit"]["steps"][-1]["run"]
+    assert 'image: docker://${IMAGE}@${DIGEST}' in commit and 'test "$(git diff --name-only)" = action.yml' in commit
+    assert any(step.get("uses", "").startswith("actions/attest-build-provenance@") for step in jobs["dist"]["steps"])
+    # Assets while a draft; the tag is made by publishing, never pushed; only vX.Y and vX move.
+    draft = jobs["draft"]["steps"][-1]["run"]
+    assert 'gh release create "${VERSION}" --draft --target "${SHA}"' in draft and "assets/*" in draft
+    publish = next(step["run"] for step in jobs["publish"]["steps"] if "--draft=false" in step.get("run", ""))
+    assert publish.index("--draft=false") < publish.index("git tag --force")
+    assert 'for floating in "${VERSION%.*}" "${VERSION%%.*}"; do' in publish
+    tags = [line.strip() for line in text.splitlines() if "git tag" in line]
+    assert tags == ['git tag --force "${floating}" "${SHA}"'], tags
+    assert "gh release upload" not in text, "an immutable release takes no asset after publication"
     pypi = jobs["pypi"]
     assert pypi["permissions"] == {"id-token": "write"} and pypi["environment"]["name"] == "pypi"
-    publish = next(step for step in pypi["steps"] if step.get("uses", "").startswith("pypa/gh-action-pypi-publish@"))
-    assert "password" not in publish.get("with", {})
-    # The maintainer's vX.Y.Z names the image it is released with; only vX.Y and vX are ever moved.
-    assert any("image: ${image}" in step.get("run", "") for step in jobs["test"]["steps"])
-    pushes = [line.strip() for line in text.splitlines() if "git push" in line or "git tag" in line]
-    assert pushes == ['git tag --force "${floating}"', 'git push --force "${remote}" "${refs[@]}"'], pushes
-    assert 'for floating in "${VERSION%.*}" "${VERSION%%.*}"; do' in text
-    assert "gh release create \"${VERSION}\" --verify-tag" in text and "CHANGELOG.md" in text
+    assert "publish" in jobs and "pypi" in upstream("publish")
     assert "image: docker://" not in (ROOT / "action.yml").read_text("utf-8"), "main builds from the Dockerfile"
 
 

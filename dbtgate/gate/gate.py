@@ -188,7 +188,7 @@ class Gate:
     def _artifacts(self, state: GateState, run: Run) -> ArtifactReport | None:
         config = self.tools.config
         wants_files = config.get_artifacts
-        if not wants_files and run.succeeded:
+        if not wants_files and run.succeeded and config.junit_xml is None:  # the JUnit report lists every node
             return None
         # Never past the documented bound of the whole gate (timeout + CANCEL_BUDGET).
         deadline = min(self.tools.clock.monotonic() + ARTIFACT_BUDGET, state.deadline + CANCEL_BUDGET)

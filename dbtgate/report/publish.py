@@ -22,7 +22,8 @@ from dbtgate.gate.state import GateResult
 from dbtgate.github import Workflow, append_file, format_outputs
 from dbtgate.logs import get_logger
 from dbtgate.outcome import Outcome
-from dbtgate.report.annotations import annotate
+from dbtgate.report.annotations import annotate, annotate_problems
+from dbtgate.report.junit import render_junit
 from dbtgate.report.outputs import outputs_for
 from dbtgate.report.summary import render_summary
 
@@ -65,6 +66,8 @@ def publish(result: GateResult, config: GateConfig, *, workflow: Workflow, env: 
     summary_path = summary_file or env.get("GITHUB_STEP_SUMMARY")
     channels.write("job summary", str(summary_path or ""), lambda: append_file(
         summary_path, render_summary(result, project_dir=config.project_dir), workflow.redactor))
+    if config.junit_xml is not None:
+        channels.write("JUnit XML", str(config.junit_xml), lambda: write_junit(result, config, workflow))
     run = result.run
     if run is not None and run.failed_step is not None and run.failed_step.logs:
         step = run.failed_step
@@ -83,6 +86,20 @@ def _failing_log(workflow: Workflow, name: str, logs: str) -> None:
         workflow.untrusted("\n".join(shown))
 
 
+def write_junit(result: GateResult, config: GateConfig, workflow: Workflow) -> None:
+    """The JUnit report (junit_xml): a file that cannot be written is a warning; the gate's verdict stands."""
+    path = config.junit_xml
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(str(workflow.redactor.scrub(render_junit(result, project_dir=config.project_dir))),
+                        "utf-8")
+    except OSError as error:
+        workflow.warning(f"junit_xml: could not write {path} ({error.strerror or error}); the outputs and the "
+                         "summary are complete.", title="dbtgate: JUnit report not written")
+
+
 def config_error_outputs() -> dict[str, str]:
     return {"outcome": "config_error", "exit_code": "2"}
 
@@ -90,12 +107,7 @@ def config_error_outputs() -> dict[str, str]:
 def write_config_error(env: Mapping[str, str], problems: list[str], workflow: Workflow,
                        summary_file: str | Path | None = None, output_file: str | Path | None = None) -> None:
     channels = _Channels(workflow)
-
-    def annotations() -> None:
-        for problem in problems:
-            workflow.error(problem, title="dbtgate: bad input")
-
-    channels.write("annotations", "", annotations)
+    channels.write("annotations", "", lambda: annotate_problems(problems, workflow))
     lines = ["## ⚙️ dbtgate was configured wrong — nothing was triggered", ""]
     lines += [f"- {md(p)}" for p in problems]
     summary_path = summary_file or env.get("GITHUB_STEP_SUMMARY")

@@ -46,16 +46,23 @@ def render_summary(result: GateResult, *, project_dir: str = "", limits: Summary
     return text
 
 
+def _subject(result: GateResult) -> str:
+    """What the heading is about: the job by name, else by id, else just "dbt Cloud job" (said once)."""
+    if result.job is not None and result.job.name:
+        return f"dbt Cloud job {md(result.job.name)}"
+    job_id = result.run.job_id if result.run is not None else None
+    return f"dbt Cloud job {job_id}" if job_id else "dbt Cloud job"
+
+
 def _render(result: GateResult, project_dir: str, limits: SummaryLimits) -> str:
     run = result.run
-    name = result.job.name if result.job and result.job.name else (f"job {run.job_id}" if run else "dbt Cloud job")
     icon, word = ICONS[result.outcome], WORDS[result.outcome]
     if run is not None and run.href:
-        title = f"## {icon} dbt Cloud job {md(name)} {word} — [run \\#{run.id}]({link_target(run.href)})"
+        title = f"## {icon} {_subject(result)} {word} — [run \\#{run.id}]({link_target(run.href)})"
     elif run is not None:
-        title = f"## {icon} dbt Cloud job {md(name)} {word} — run \\#{run.id}"
+        title = f"## {icon} {_subject(result)} {word} — run \\#{run.id}"
     else:
-        title = f"## {icon} dbt Cloud job {md(name)} {word}"
+        title = f"## {icon} {_subject(result)} {word}"
     parts = [title, "", md(result.headline).rstrip(".") + "."]
     if result.detail:
         parts += ["", f"> {md(result.detail)}"]

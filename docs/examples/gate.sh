@@ -5,6 +5,11 @@ set -eu
 : "${DBT_CLOUD_API_TOKEN:?set DBT_CLOUD_API_TOKEN from your CI system's secret store}"
 export DBT_CLOUD_URL="${DBT_CLOUD_URL:-https://ab123.us1.dbt.com}" DBT_CLOUD_ACCOUNT_ID="${DBT_CLOUD_ACCOUNT_ID:-12345}"
 
-run_id="$(dbtgate run --job-id 67890 --git-sha "$(git rev-parse HEAD)" --no-wait --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["run_id"])')"
+# --json prints {"outputs": {...}, "run": {...}}: the run id is an output.
+run_id="$(dbtgate run --job-id 67890 --git-sha "$(git rev-parse HEAD)" --no-wait --json |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["outputs"]["run_id"])')"
+# Should the work below fail, cancel the run instead of leaving it to burn warehouse time.
+trap 'dbtgate cancel "$run_id" > /dev/null' EXIT
 ./build-the-app.sh   # meanwhile
-dbtgate wait "$run_id" --timeout 45m --summary dbtgate-summary.md   # exit code 0 only if the run succeeded
+trap - EXIT
+dbtgate wait "$run_id" --timeout 45m --summary dbtgate-summary.md --junit-xml dbtgate-junit.xml   # 0: succeeded

@@ -122,3 +122,13 @@ def test_node_issues_from_run_results_and_manifest() -> None:
     assert [(n.name, n.file_path) for n in failed] == [("a", "models/a.sql"), ("b", "")]
     assert [n.unique_id for n in warned] == ["test.p.c"]
     assert node_issues(None, None) == ([], [])
+
+
+def test_the_heading_names_the_job_once_whatever_is_known() -> None:
+    """An API failure before any job was read said "dbt Cloud job dbt Cloud job could not be checked"."""
+    nothing = GateResult(outcome=Outcome.API_ERROR, exit_code=3, headline="dbt Cloud answered 401")
+    assert render_summary(nothing).splitlines()[0] == "## ⚠️ dbt Cloud job could not be checked"
+    by_id = GateResult(outcome=Outcome.ERROR, exit_code=1, headline="Run 70 failed",
+                       run=Run.from_api({"id": 70, "job_definition_id": 9, "status": 20}))
+    assert render_summary(by_id).splitlines()[0] == "## ❌ dbt Cloud job 9 failed — run \\#70"
+    assert render_summary(_result()).startswith("## ❌ dbt Cloud job Nightly \\| build failed")
