@@ -521,15 +521,15 @@ def _merged(first: list[NodeIssue], more: list[NodeIssue]) -> list[NodeIssue]:
 
 def node_result(result: Any) -> NodeResult | None:
     """One run_results.json entry (None for one without a unique_id); the resource type is the id's first part."""
-    if not isinstance(result, dict) or not isinstance(result.get("unique_id"), str) or not result["unique_id"]:
+    # By the same rules as `_issue`: text only from strings, a time only when finite (a 401-digit execution_time
+    # must not turn a finished run into an error).
+    unique_id = api_text(result.get("unique_id")) if isinstance(result, dict) else ""
+    if not unique_id:
         return None
-    unique_id = result["unique_id"]
-    timing = result.get("execution_time")
     return NodeResult(
         unique_id=unique_id, resource_type=unique_id.split(".", 1)[0],
-        status=str(result.get("status") or "").lower(),
-        execution_time=float(timing) if isinstance(timing, int | float) and not isinstance(timing, bool) else None,
-        message=str(result.get("message") or "")[:NODE_MESSAGE_LIMIT])
+        status=api_text(result.get("status")).lower(), execution_time=_seconds(result.get("execution_time")),
+        message=api_text(result.get("message"))[:NODE_MESSAGE_LIMIT])
 
 
 def _with_files(failed: list[NodeIssue], warned: list[NodeIssue], manifest: Path,

@@ -123,7 +123,7 @@ CASES: tuple[Case, ...] = (
     Case("poll-503-forever", "503 on every poll",
          [_get_run("http_error", status=503, count=0)], 4, "api_error", 3, 1, True),
     Case("poll-401-midway", "401 Invalid token. after 2 successful polls",
-         [_get_run("http_error", status=401, after=2, count=0)], 4, "api_error", 3, 1, False),
+         [_get_run("http_error", status=401, after=2, count=0)], 4, "api_error", 3, 1, True),
     Case("unknown-status", "every poll reports status 99 (unknown), never complete",
          [_get_run("unknown_status", code=99, count=0)], 1, "timeout", 1, 1, True, {"timeout": "20m"}),
     Case("timeout-cancels", "none; the run outlasts the gate's timeout",
