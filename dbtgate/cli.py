@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument("--tls", action="store_true", help="serve HTTPS with a throwaway self-signed certificate")
     emulator.set_defaults(parser=emulator, handler=cmd_emulator)
 
-    demo = commands.add_parser("demo", help="watch dbtgate gate two jobs on the built-in emulator")
+    demo = commands.add_parser("demo", help="watch dbtgate gate four jobs on the built-in emulator")
     demo.add_argument("--out", default="dbtgate-demo", help="folder for the outputs, summaries and artifacts")
     demo.set_defaults(parser=demo, handler=cmd_demo)
     return parser

@@ -1,4 +1,5 @@
-"""`dbtgate demo`: start the emulator in-process and gate two jobs end to end, the way a workflow would."""
+"""`dbtgate demo`: start the emulator in-process and gate four jobs end to end, the way a workflow would: one that
+passes with a warning, one whose test fails, a Fusion job whose model fails, and one whose docs step comes last."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from dbtgate.emulator import Emulator
 from dbtgate.github import Workflow
 from dbtgate.logs import Redactor, configure
 
-DEMO_JOBS = ((1, 0, "a job that succeeds (with one warning)"), (2, 1, "a job whose test fails"))
+DEMO_JOBS = ((1, 0, "a job that succeeds (with one warning)"), (2, 1, "a job whose test fails"),
+             (6, 1, "a Fusion job (dbt 2.0) whose model fails"),
+             (7, 0, "a job whose last step generates docs: its warning still reported"))
 
 
 def run_demo(out: Path, stdout: TextIO, stderr: TextIO) -> int:
@@ -38,5 +41,6 @@ def run_demo(out: Path, stdout: TextIO, stderr: TextIO) -> int:
             stderr.write(f"--> exit code {code} ({verdict}). Outputs: {outputs}  Summary: {summary}\n\n")
             surprises += code != expected_exit
             stdout.write(f"job {job_id}: exit {code}\n")
-    stderr.write(f"Done. Open {out}/job-2/summary.md to see what a failing run's job summary looks like.\n")
+    stderr.write(f"Done. Open {out}/job-2/summary.md to see what a failing run's job summary looks like, and "
+                 f"{out}/job-6/summary.md for a failing Fusion run.\n")
     return 0 if surprises == 0 else 1

@@ -139,13 +139,17 @@ def test_the_emulator_command_serves_until_ctrl_c(tmp_path: Path) -> None:
     assert process.wait(timeout=10) == 0
 
 
-def test_the_demo_gates_two_jobs(tmp_path: Path) -> None:
+def test_the_demo_gates_dbt_core_and_fusion_jobs(tmp_path: Path) -> None:
     result = cli("demo", "--out", str(tmp_path / "demo"), timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["job 1: exit 0", "job 2: exit 1"]
+    assert result.stdout.splitlines() == ["job 1: exit 0", "job 2: exit 1", "job 6: exit 1", "job 7: exit 0"]
     failing = (tmp_path / "demo" / "job-2" / "summary.md").read_text()
     assert "not\\_null\\_orders\\_order\\_id" in failing
     assert (tmp_path / "demo" / "job-1" / "target" / "manifest.json").is_file()
+    fusion = (tmp_path / "demo" / "job-6" / "summary.md").read_text()
+    assert "### Failed nodes (1)" in fusion and "Database Error" in fusion, "Fusion's failed model, with dbt's message"
+    docs_last = (tmp_path / "demo" / "job-7" / "summary.md").read_text()
+    assert "### Warnings (1)" in docs_last, "the docs step after the build does not hide the warning"
 
 
 def test_the_emulator_on_a_taken_port_says_what_to_do(emulator_factory: EmulatorFactory) -> None:
