@@ -1,9 +1,9 @@
 """Extract the little of the real dbt-core run that benchmarks.refmix needs into tests/fixtures/reference-run/.
 
-    python -m benchmarks.reference_fixture [/path/to/shared/reference/dbt-core-run]
+    python -m benchmarks.reference_fixture [/path/to/dbt-core-run]
 
-Run once, by hand, when the reference changes; the benchmark itself reads only the fixture (nothing under
-../shared at run time). Writes:
+Run once, by hand, when the reference changes; it reads the copy in tests/fixtures/reference/dbt-core-run, and the
+benchmark itself reads only what it writes (nothing outside the checkout at run time). Writes:
 
 - dag.json      the manifest's executable nodes (seeds, models, snapshots, data tests, unit tests) and the
                 ephemeral models: unique id, type, name, materialization, schema, file, depends_on.nodes,
@@ -27,7 +27,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "reference-run"
-DEFAULT_SOURCE = ROOT.parent / "shared" / "reference" / "dbt-core-run"
+# The real run as copied into the checkout (tests/fixtures/README.md): nothing outside the repository is read.
+DEFAULT_SOURCE = ROOT / "tests" / "fixtures" / "reference" / "dbt-core-run"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 RESULT = re.compile(r"^\d\d:\d\d:\d\d\s+\d+ of \d+ (?!START|SKIP)(.*?) \.+ \[.* in ([0-9.]+)s\]\s*$")
 

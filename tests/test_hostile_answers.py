@@ -390,13 +390,18 @@ class RacingClient:
         return self.inner.trigger_run(job_id, body, deadline=deadline)
 
 
+def reusing_config(emulator: Emulator, workspace: Path) -> Any:
+    """A gate of job 1 with reuse_existing_run, as both racing gates are configured."""
+    return parse_config({"dbt_cloud_url": emulator.url, "dbt_cloud_token": TOKEN, "dbt_cloud_account_id": "1",
+                         "dbt_cloud_job_id": "1", "interval": "30", "timeout": "2h", "reuse_existing_run": "true",
+                         "get_artifacts": "false"}, {"GITHUB_WORKSPACE": str(workspace)})
+
+
 def test_two_gates_reusing_at_once_converge_on_the_older_run(virtual: tuple[VirtualClock, list[Emulator]],
                                                              tmp_path: Path) -> None:
     clock, _ = virtual
     emulator = start(virtual)
-    config = parse_config({"dbt_cloud_url": emulator.url, "dbt_cloud_token": TOKEN, "dbt_cloud_account_id": "1",
-                           "dbt_cloud_job_id": "1", "interval": "30", "timeout": "2h", "reuse_existing_run": "true",
-                           "get_artifacts": "false"}, {"GITHUB_WORKSPACE": str(tmp_path)})
+    config = reusing_config(emulator, tmp_path)
     racing = RacingClient(connect(config, clock))
     result = Gate(config, cast(CloudApi, racing), clock).run()
     assert racing.other is not None
@@ -411,9 +416,7 @@ def test_the_older_of_two_racing_runs_keeps_its_own(virtual: tuple[VirtualClock,
     """The other gate's run comes second: this gate's run is the older one, kept; the other gate cancels its own."""
     clock, _ = virtual
     emulator = start(virtual)
-    config = parse_config({"dbt_cloud_url": emulator.url, "dbt_cloud_token": TOKEN, "dbt_cloud_account_id": "1",
-                           "dbt_cloud_job_id": "1", "interval": "30", "timeout": "2h", "reuse_existing_run": "true",
-                           "get_artifacts": "false"}, {"GITHUB_WORKSPACE": str(tmp_path)})
+    config = reusing_config(emulator, tmp_path)
     client = connect(config, clock)
 
     class Later(RacingClient):

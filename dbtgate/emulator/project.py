@@ -5,7 +5,7 @@ snapshots and data tests), then for the timeline of one command on it — which 
 how it ends — and renders logs and artifacts from that timeline. Everything is derived from seeds, so the same
 scenario gives the same bytes.
 
-The shape follows a real dbt 1.12 run (../shared/reference/dbt-core-run beside the repository): nodes are numbered
+The shape follows a real dbt 1.12 run (tests/fixtures/reference/dbt-core-run): nodes are numbered
 "N of M" in dispatch order, several run at once on `threads` threads so their result lines arrive out of order,
 durations are heavy-tailed with a long serial chain near the end, and a failure skips only its descendants
 (`dbt build` semantics: a model's downstream nodes wait for its tests).

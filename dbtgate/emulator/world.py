@@ -806,27 +806,6 @@ class World:
             begin = end
         return windows
 
-    def _artifact_step(self, run_id: int, step: int | None) -> tuple[RunRecord, PlannedStep, float] | None:
-        record = self._runs.get(run_id)
-        if record is None or not record.job.artifacts:
-            return None
-        self._schedule(record.job.id)
-        now = self.now()
-        if record.finished > now or record.started is None:
-            return None
-        done = [(index, planned, begin) for index, planned, begin, end in self._step_windows(record)
-                if end >= begin + planned.duration - 1e-4 and planned.command
-                and dbt.verb_of(planned.command) not in ("deps", "source")]
-        if step is not None:
-            chosen = [entry for entry in done if entry[0] == step]
-        else:
-            # dbt Cloud serves the last step's artifacts; a failed parse leaves none.
-            chosen = [entry for entry in done if entry[1].results or entry[1].command in ("dbt parse", "dbt compile")]
-            chosen = chosen[-1:]
-        if not chosen or (chosen[0][1].fails and not chosen[0][1].results):
-            return None
-        return record, chosen[0][1], chosen[0][2]
-
     def _render_steps(self, record: RunRecord, now: float, debug_logs: bool) -> list[dict[str, Any]]:
         if record.started is None or record.started > now:
             return []

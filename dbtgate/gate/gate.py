@@ -32,7 +32,6 @@ from dbtgate.gate.trigger import find_reusable, prefer_older, retry_once, should
 from dbtgate.logs import get_logger
 from dbtgate.outcome import Outcome
 from dbtgate.signals import Interrupted
-from dbtgate.watch.dbtlog import scan
 from dbtgate.watch.progress import format_seconds
 from dbtgate.watch.watcher import RunWatcher, Watch
 
@@ -86,7 +85,7 @@ class Gate:
             if watch.run is None:
                 return endings.finish(state, Ending.TIMEOUT)
             # Inside the try: a signal while artifacts download must still be reported with the run it concerns.
-            return self._decide(state, watch.run)
+            return self._decide(state, watch.run, watch)
         except DeadlineExceeded as exceeded:
             return endings.finish(state, Ending.TIMEOUT, Cause(detail=str(exceeded)))
         except ConfigError as problem:
@@ -180,12 +179,12 @@ class Gate:
         return self.watcher.wait(run, deadline=state.deadline, commands=commands, seen=state.see,
                                  fail_fast=config.fail_fast)
 
-    def _decide(self, state: GateState, run: Run) -> GateResult:
+    def _decide(self, state: GateState, run: Run, watch: Watch) -> GateResult:
         outcome = outcome_of(run)
         return state.result(outcome, finished_headline(outcome, run, state.job_name(run)),
-                            artifacts=self._artifacts(state, run))
+                            artifacts=self._artifacts(state, run, watch))
 
-    def _artifacts(self, state: GateState, run: Run) -> ArtifactReport | None:
+    def _artifacts(self, state: GateState, run: Run, watch: Watch) -> ArtifactReport | None:
         config = self.tools.config
         wants_files = config.get_artifacts
         if not wants_files and run.succeeded and config.junit_xml is None:  # the JUnit report lists every node
@@ -198,25 +197,19 @@ class Gate:
                                    extra=config.extra_artifacts if wants_files else (),
                                    max_bytes=config.max_artifact_size, deadline=deadline, secrets=(config.token,),
                                    steps=result_steps(run.steps, run_failed=not run.succeeded),
-                                   from_log=logged_failures(run))
+                                   from_log=logged_failures(run, watch))
         if wants_files:
             for path in report.missing:
                 log.warning(f"Run {run.id} produced no {path}; nothing to download (a warning, not a failure).")
         return report
 
 
-def logged_failures(run: Run) -> tuple[NodeIssue, ...]:
-    """The failed nodes the failed steps' logs show, with dbt's message and file where the log has them: what
-    the results lack on Fusion runs (no message; error results can be left out)."""
-    found: list[NodeIssue] = []
-    for step in run.steps:
-        if not (step.failed and step.logs):
-            continue
-        scanned = scan(step.logs, run.engine_hint)
-        for line in scanned.failures:
-            problem = scanned.problem_for(line)
-            found.append(NodeIssue(unique_id="", name=line.name, resource_type=line.resource_type,
-                                   status="error" if line.word == "ERROR" else "fail",
-                                   message=problem.message if problem else "", execution_time=line.seconds,
-                                   file_path=problem.path if problem else ""))
-    return tuple(found)
+def logged_failures(run: Run, watch: Watch) -> tuple[NodeIssue, ...]:
+    """The failed nodes the run's failed steps logged, as the watcher read them (with dbt's message and file when
+    the closing summary gave them): what the results lack on Fusion runs (no message; error results can be left
+    out)."""
+    failed_steps = {step.index for step in run.steps if step.failed}
+    return tuple(NodeIssue(unique_id="", name=f.name, resource_type=f.resource_type, status=f.status,
+                           message=f.message if f.explained else "", execution_time=f.seconds,
+                           file_path=f.file if f.explained else "")
+                 for f in watch.failures if f.step in failed_steps)

@@ -52,6 +52,9 @@ class LiveFailure:
     seen_at: float              # the watcher's clock when it was seen
     logged_at: datetime | None  # when dbt printed the line (UTC), when the run's start date is known
     unique_id: str = ""         # dbt's unique id, when the gate could look it up (the log prints names only)
+    status: str = "error"       # error | fail, as dbt's result line said (ERROR / FAIL)
+    seconds: float | None = None  # the node's execution time, when the line gave it
+    explained: bool = False     # `message` and `file` come from dbt's closing summary, not the result line
 
 
 @dataclass(frozen=True)
@@ -262,13 +265,21 @@ class RunWatcher:
     def _report_failures(self, run: Run, step: int, scanned: LogScan, known: _Known, now: float) -> None:
         for line in scanned.failures:
             key = (line.resource_type, line.name)
-            if key in known.failures:
-                continue
             problem = scanned.problem_for(line)
+            explained = problem is not None and bool(problem.message)
+            seen = known.failures.get(key)
+            if seen is not None:
+                if explained and not seen.explained and problem is not None:
+                    # dbt explains a failure only in its closing summary, after the node's line: complete what was
+                    # seen (once reported), so the report at the end has dbt's message and file without a rescan.
+                    known.failures[key] = replace(seen, message=problem.message, file=problem.path, explained=True)
+                continue
             failure = LiveFailure(name=line.name, resource_type=line.resource_type,
                                   file=problem.path if problem else "",
                                   message=(problem.message if problem and problem.message else line.outcome),
-                                  step=step, seen_at=now, logged_at=_logged_at(run, line))
+                                  step=step, seen_at=now, logged_at=_logged_at(run, line),
+                                  status="fail" if line.word == "FAIL" else "error", seconds=line.seconds,
+                                  explained=explained)
             known.failures[key] = failure
             what = f"{failure.resource_type} {failure.name}".strip()
             where = f" ({failure.file})" if failure.file else ""

@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import BASE_JOBS, TOKEN, EmulatorFactory
-from tests.outside.conftest import INSTALL
+from tests.conftest import TOKEN
+from tests.outside.conftest import ENDLESS, INSTALL
 
 dbt_hooks = pytest.importorskip("airflow.providers.dbt.cloud.hooks.dbt",
                                 reason=f"apache-airflow-providers-dbt-cloud is not installed; {INSTALL}")
@@ -40,14 +40,11 @@ DbtCloudJobRunException = dbt_hooks.DbtCloudJobRunException
 pytestmark = pytest.mark.filterwarnings("ignore:ProvidersManager.hooks is deprecated")
 
 CONN_ID = "dbt_cloud_emulator"
-ENDLESS = {"id": 8, "name": "Endless backfill", "run_seconds": 10**9}   # the run that gets cancelled
 
 
 @pytest.fixture
-def emulator(emulator_factory: EmulatorFactory, monkeypatch: pytest.MonkeyPatch) -> Any:
-    emulator = emulator_factory(tls=True, time_scale=600, jobs=[*BASE_JOBS, ENDLESS])
-    assert emulator.ca_file is not None
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(emulator.ca_file))
+def emulator(tls_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    emulator = tls_emulator
     context = ssl.create_default_context(cafile=str(emulator.ca_file))
     session = aiohttp.ClientSession
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import BASE_JOBS, TOKEN, EmulatorFactory
-from tests.outside.conftest import INSTALL
+from tests.conftest import TOKEN
+from tests.outside.conftest import ENDLESS, INSTALL
 
 cloud_v2 = pytest.importorskip("dagster_dbt.cloud_v2.resources", reason=f"dagster-dbt is not installed; {INSTALL}")
 run_handler = pytest.importorskip("dagster_dbt.cloud_v2.run_handler", reason=INSTALL)
@@ -26,15 +26,9 @@ dagster = pytest.importorskip("dagster", reason=INSTALL)
 # dagster marks the legacy client's output type as beta; that is dagster's notice, not a failure here.
 pytestmark = pytest.mark.filterwarnings("ignore::dagster.BetaWarning")
 
-ENDLESS = {"id": 8, "name": "Endless backfill", "run_seconds": 10**9}   # the run that gets cancelled
-
-
 @pytest.fixture
-def emulator(emulator_factory: EmulatorFactory, monkeypatch: pytest.MonkeyPatch) -> Any:
-    emulator = emulator_factory(tls=True, time_scale=600, jobs=[*BASE_JOBS, ENDLESS])
-    assert emulator.ca_file is not None
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(emulator.ca_file))
-    return emulator
+def emulator(tls_emulator: Any) -> Any:
+    return tls_emulator
 
 
 @pytest.fixture
