@@ -253,16 +253,46 @@ def _node_key() -> re.Pattern[bytes]:
                       rb'\.[^"\\]{1,1000})"[ \t\n\r]*:[ \t\n\r]*\{')
 
 
-def manifest_nodes(path: Path, wanted: set[str], chunk: int = 8 * CHUNK) -> dict[str, Any]:
-    """The manifest's node objects for the unique ids in `wanted`, found without parsing the rest.
+def manifest_keys(handle: BinaryIO, chunk: int = 8 * CHUNK) -> Iterator[tuple[str, int]]:
+    """Each node key of a manifest (`"model.x.y": {`) with the file offset of its object's `{`, read a chunk at a
+    time at C speed (the pattern starts with a literal, so no look-behind). `parent_map`, `child_map` and
+    `disabled` map ids to lists, and a quoted id inside a string is escaped, so neither is taken for a key."""
+    offset, tail = 0, b""
+    keep = 1100   # a key cut at a chunk boundary is found in the next window
+    while True:
+        data = handle.read(chunk)
+        if not data:
+            return
+        window = tail + data
+        base = offset - len(tail)
+        for match in _node_key().finditer(window):
+            if match.start() > 0 and window[match.start() - 1] == 0x5C:
+                continue   # \" : a quoted id inside a string, not a key
+            if match.end() > len(tail):   # a key wholly inside the kept tail was yielded with the last window
+                yield match.group(1).decode("utf-8", "replace"), base + match.end() - 1
+        offset += len(data)
+        tail = window[-keep:]
 
-    A node is the object value of its unique id as a key (`"model.x.y": {`); `parent_map`, `child_map` and
-    `disabled` map ids to lists, and a quoted id inside a string is escaped, so the bytes are searched for that
-    pattern (at C speed: the pattern starts with a literal, so no look-behind) and only a wanted id's object is
-    decoded — and kept only when its `unique_id` agrees."""
+
+def manifest_nodes(path: Path, wanted: set[str], chunk: int = 8 * CHUNK) -> dict[str, Any]:
+    """The manifest's node objects for the unique ids in `wanted`, found without parsing the rest: only a wanted
+    id's object is decoded — and kept only when its `unique_id` agrees."""
     found: dict[str, Any] = {}
     if not wanted:
         return found
+    with path.open("rb") as handle, path.open("rb") as reader:
+        for unique_id, start in manifest_keys(handle, chunk):
+            if unique_id in wanted and unique_id not in found:
+                reader.seek(start)
+                try:
+                    node = JsonStream(reader, chunk=64 * 1024).value()
+                except (ValueError, RecursionError):
+                    continue   # a node nested past the decoder's depth is not read; the issue keeps its id
+                if isinstance(node, dict) and node.get("unique_id", unique_id) == unique_id:
+                    found[unique_id] = node
+                    if len(found) == len(wanted):
+                        break
+    return found
     with path.open("rb") as handle, path.open("rb") as reader:
         offset, tail = 0, b""
         keep = 1100   # a key cut at a chunk boundary is found in the next window
@@ -586,17 +616,10 @@ def manifest_unique_ids(path: Path, wanted: set[tuple[str, str]], chunk: int = 8
     """(resource type, name) → unique id, from the manifest's node keys alone (a log names nodes, not ids)."""
     found: dict[tuple[str, str], str] = {}
     with path.open("rb") as handle:
-        tail = b""
-        while len(found) < len(wanted):
-            data = handle.read(chunk)
-            if not data:
-                break
-            window = tail + data
-            for match in _node_key().finditer(window):
-                unique_id = match.group(1).decode("utf-8", "replace")
-                parts = unique_id.split(".")
-                key = (parts[0], parts[2]) if len(parts) > 2 else ("", "")
-                if key in wanted:
-                    found.setdefault(key, unique_id)
-            tail = window[-1100:]
+        for unique_id, _ in manifest_keys(handle, chunk):
+            parts = unique_id.split(".")
+            if len(parts) > 2 and (parts[0], parts[2]) in wanted:
+                found.setdefault((parts[0], parts[2]), unique_id)
+                if len(found) == len(wanted):
+                    break
     return found

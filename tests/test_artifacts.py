@@ -103,3 +103,16 @@ def test_the_step_that_ran_the_nodes_is_found_whatever_its_flags() -> None:
     fresh = [step(3, "dbt source freshness", 20), step(4, "dbt build", 10), step(5, "dbt docs generate", 10)]
     assert result_steps(fresh, run_failed=False).saved == 4, "a green run's failed freshness step does not decide"
     assert result_steps(fresh, run_failed=False).read == (4,)
+
+
+def test_a_node_id_quoted_inside_a_string_is_not_taken_for_a_key(tmp_path: Path) -> None:
+    """Both manifest readers walk the same keys: an id quoted in a description names no node."""
+    from dbtgate.artifacts import manifest_nodes, manifest_unique_ids
+
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text('{"nodes": {"model.p.stg": {"unique_id": "model.p.stg", "name": "stg", '
+                        '"description": "built like \\"model.other.orders\\": {\\"x\\": 1}"}, '
+                        '"model.p.orders": {"unique_id": "model.p.orders", "name": "orders"}}}')
+    assert manifest_unique_ids(manifest, {("model", "orders")}, chunk=16) == {("model", "orders"): "model.p.orders"}
+    assert set(manifest_nodes(manifest, {"model.p.orders", "model.p.stg"}, chunk=16)) == {"model.p.orders",
+                                                                                        "model.p.stg"}
