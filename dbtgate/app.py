@@ -22,8 +22,6 @@ from dbtgate.github import GuardedStream, Workflow
 from dbtgate.inputs import INPUTS
 from dbtgate.logs import Redactor, configure, get_logger
 from dbtgate.outcome import ExitStatus, Outcome, exit_status_for
-from dbtgate.report.outputs import outputs_for, run_json
-from dbtgate.report.publish import publish, write_config_error
 from dbtgate.signals import Interrupted, SignalGuard
 
 
@@ -50,6 +48,8 @@ def run_action(env: Mapping[str, str], stdout: TextIO) -> int:
     try:
         config = parse_config(raw, env, labels)
     except ConfigError as error:
+        from dbtgate.report.publish import write_config_error
+
         write_config_error(env, error.problems, workflow)
         return ExitStatus.BAD_CONFIG
     return execute(config, env, workflow, redactor)
@@ -75,6 +75,11 @@ def execute(config: GateConfig, env: Mapping[str, str], workflow: Workflow, reda
         # Before the gate took charge there is nothing to cancel; after it returned, it already did what it could.
         result = gate.salvage(interrupted) if gate is not None else _bare_result(interrupted)
     guard.reporting = True  # from here on, a further signal must not cut the report short
+    # The report's modules are imported once there is something to report: off the path to the first request,
+    # which every action run pays for.
+    from dbtgate.report.outputs import outputs_for, run_json
+    from dbtgate.report.publish import publish
+
     publish(result, config, workflow=workflow, env=env, summary_file=summary_file, output_file=output_file)
     log.info(result.headline, outcome=result.outcome.value, exit_code=int(result.exit_code))
     if json_out is not None:

@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, NamedTuple, cast
 
 from dbtgate.cloud.interface import CloudApi
 from dbtgate.cloud.models import RunStep, api_text
@@ -38,8 +38,7 @@ class NodeIssue:
     file_path: str            # original_file_path from manifest.json, "" when unknown
 
 
-@dataclass(frozen=True)
-class NodeResult:
+class NodeResult(NamedTuple):
     """One entry of run_results.json, whatever its status: what the JUnit report and node_counts are made of."""
 
     unique_id: str
@@ -490,8 +489,7 @@ def _read_issues(path: Path | None, problems: list[str], step: int | None = None
     return failed, warned
 
 
-@dataclass(frozen=True)
-class ResultSteps:
+class ResultSteps(NamedTuple):
     """Which steps' run_results.json say how the run's nodes went: `saved` is the step whose artifacts are
     downloaded for later steps (the first failed step, else the last build/run/test/seed/snapshot step); `read`
     are every step whose failed and warned nodes are reported (each failed step, then that last step)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import errno
+import functools
 import json
 import os
 import re
@@ -29,8 +30,6 @@ from dbtgate.github import GuardedStream, Workflow
 from dbtgate.inputs import GATE, INPUT_NAMES, INPUTS, SPECS, Group, InputSpec, Kind
 from dbtgate.logs import Redactor
 from dbtgate.outcome import ExitStatus
-from dbtgate.report.outputs import run_json
-from dbtgate.report.publish import write_config_error
 from dbtgate.watch.progress import describe
 
 EXIT_CODES_HELP = """exit codes:
@@ -138,12 +137,15 @@ def _input_flags(parser: argparse.ArgumentParser, command: str) -> None:
         output.add_argument("--output", metavar="FILE", help="append outputs to FILE in GITHUB_OUTPUT format")
 
 
-_INPUT_NAME = re.compile(r"\b(" + "|".join(sorted(INPUT_NAMES, key=len, reverse=True)) + r")\b")
+@functools.cache
+def _input_name() -> re.Pattern[str]:
+    """Every input's name as a word: compiled when help is built, not at start-up (argparse builds help lazily)."""
+    return re.compile(r"\b(" + "|".join(sorted(INPUT_NAMES, key=len, reverse=True)) + r")\b")
 
 
 def in_flags(text: str) -> str:
     """An input's description as a CLI user reads it: every input name it mentions written as its flag."""
-    return _INPUT_NAME.sub(lambda found: SPECS[found.group(1)].flag if SPECS[found.group(1)].commands
+    return _input_name().sub(lambda found: SPECS[found.group(1)].flag if SPECS[found.group(1)].commands
                            else found.group(1).upper(), text)
 
 
@@ -202,6 +204,8 @@ def cmd_gate(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, s
     try:
         config = parse_config(raw, env, labels)
     except ConfigError as error:
+        from dbtgate.report.publish import write_config_error  # only for bad input: off the start-up path
+
         write_config_error(env, error.problems, workflow, summary_file=args.summary, output_file=args.output)
         return ExitStatus.BAD_CONFIG
     return execute(config, env, workflow, redactor, summary_file=args.summary, output_file=args.output,
@@ -216,6 +220,8 @@ def _client_for(args: argparse.Namespace, env: Mapping[str, str], workflow: Work
     try:
         config = parse_config(raw, env, labels)
     except ConfigError as error:
+        from dbtgate.report.publish import write_config_error
+
         write_config_error(env, error.problems, workflow)
         return None
     assert config.run_id is not None
@@ -242,6 +248,8 @@ def _one_run(args: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, s
     stderr.write(f"Run {run.id}: {' '.join(describe(run).split())}{message}\n{run.href}\n")
     stderr.flush()
     if args.json:
+        from dbtgate.report.outputs import run_json
+
         stdout.write(json.dumps(run_json(run), indent=2) + "\n")
         stdout.flush()
     return ExitStatus.SUCCESS

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from dbtgate.errors import ConfigError
@@ -177,8 +177,7 @@ class _Inputs:
         return text
 
 
-@dataclass(frozen=True)
-class _Credentials:
+class _Credentials(NamedTuple):
     base_url: str
     token: str
     account_id: int
@@ -200,8 +199,7 @@ def _credentials(given: _Inputs) -> _Credentials:
     return _Credentials(base_url, token, account_id, LOOPBACK_FLOOR if is_loopback_url(base_url) else None)
 
 
-@dataclass(frozen=True)
-class _Target:
+class _Target(NamedTuple):
     job_id: int | None
     run_id: int | None
     job_name: str | None
@@ -271,8 +269,7 @@ def _trigger(given: _Inputs) -> TriggerOptions:
         timeout_seconds_override=timeout_override, steps_override=given.get("steps_override", parse_steps))
 
 
-@dataclass(frozen=True)
-class _Waiting:
+class _Waiting(NamedTuple):
     wait: bool
     interval: float
     api_timeout: float
@@ -315,8 +312,7 @@ def _waiting(given: _Inputs, target: _Target, floor: float | None) -> _Waiting:
                     rerun_attempts, given.flag("reuse_existing_run"), given.flag("fail_fast"))
 
 
-@dataclass(frozen=True)
-class _Reporting:
+class _Reporting(NamedTuple):
     failure_on_error: bool
     get_artifacts: bool
     artifacts_dir: Path

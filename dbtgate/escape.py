@@ -5,6 +5,7 @@ the rules exist once.
 
 from __future__ import annotations
 
+import functools
 import re
 
 # Only what changes meaning inside a line or a table cell; "<" and ">" become entities so no HTML gets through.
@@ -20,9 +21,13 @@ def markdown_chars(text: str) -> str:
 
 # Characters that reorder what a reader sees (right-to-left overrides and isolates: "txt.exe" shown as "exe.txt").
 BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
-_URL = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*)://([^\s/?#<>]*)")
-_WWW = re.compile(r"(?i)\bwww\.[^\s/?#<>]*")
-_EMAIL = re.compile(r"(?i)([a-z0-9.+_-]+)@([a-z0-9_-]+(?:\.[a-z0-9_-]+)+)")
+
+
+@functools.cache
+def _addresses() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    """URLs, www. names and e-mail addresses, compiled on first use: only the report defangs, after the run."""
+    return (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*)://([^\s/?#<>]*)"), re.compile(r"(?i)\bwww\.[^\s/?#<>]*"),
+            re.compile(r"(?i)([a-z0-9.+_-]+)@([a-z0-9_-]+(?:\.[a-z0-9_-]+)+)"))
 
 
 def plain(text: str) -> str:
@@ -38,9 +43,10 @@ def defang(text: str) -> str:
     the brackets, and GitHub's autolinker stops at them (it needs `scheme://`, `www.` or a dotted domain). An
     entity such as `&#47;` does not work in Markdown escaping (its `#` is escaped again, and it shows literally),
     and a zero-width space would make a copied address silently wrong."""
-    text = _URL.sub(lambda m: f"{m.group(1)}[:]//{m.group(2).replace('.', '[.]')}", text)
-    text = _WWW.sub(lambda m: m.group(0).replace(".", "[.]"), text)
-    return _EMAIL.sub(lambda m: f"{m.group(1)}@{m.group(2).replace('.', '[.]')}", text)
+    urls, www, email = _addresses()
+    text = urls.sub(lambda m: f"{m.group(1)}[:]//{m.group(2).replace('.', '[.]')}", text)
+    text = www.sub(lambda m: m.group(0).replace(".", "[.]"), text)
+    return email.sub(lambda m: f"{m.group(1)}@{m.group(2).replace('.', '[.]')}", text)
 
 
 def md(text: str) -> str:
@@ -138,9 +144,13 @@ def escaped_forms(secret: str) -> list[str]:
 
 # What XML 1.0 cannot hold at all, even escaped: C0 controls but tab/LF/CR, surrogates, U+FFFE and U+FFFF. Terminal
 # colour sequences go too, whole: a dbt message often carries them, and a reader shows "[31m" otherwise.
-_XML_INVALID = re.compile("\x1b\\[[0-9;?]*[ -/]*[@-~]|[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+@functools.cache
+def _xml_invalid() -> re.Pattern[str]:
+    """Compiled on first use (about 3 ms for the Unicode class): only a junit_xml report needs it, after the run,
+    and this module is on the way to the first request."""
+    return re.compile("\x1b\\[[0-9;?]*[ -/]*[@-~]|[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def xml_text(text: str) -> str:
     """Untrusted text that an XML serializer can then escape: characters XML 1.0 forbids are removed."""
-    return _XML_INVALID.sub("", text)
+    return _xml_invalid().sub("", text)

@@ -9,10 +9,9 @@ ending becomes `interrupted`, with the run it concerns.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
-from dbtgate.artifacts import ArtifactReport, NodeIssue
 from dbtgate.errors import ApiError, DeadlineExceeded
 from dbtgate.gate.cancel import CancelAttempt, cancel_run, find_created_run
 from dbtgate.gate.state import CANCEL_BUDGET, CLEANUP_BUDGET, GateResult, GateState
@@ -29,8 +28,7 @@ class Ending(StrEnum):
     FAILED_FAST = "failed_fast"
 
 
-@dataclass(frozen=True)
-class Cause:
+class Cause(NamedTuple):
     """What brought the ending about: the error text, the signal, the API failure, or fail_fast's watch."""
 
     detail: str = ""
@@ -69,7 +67,10 @@ def cancel_rule(state: GateState, ending: Ending, cause: Cause) -> str:
     return "this gate did not trigger it (set cancel_on_timeout: true to let dbtgate cancel it)"
 
 
-def finish(state: GateState, ending: Ending, cause: Cause = Cause()) -> GateResult:
+NO_CAUSE = Cause()
+
+
+def finish(state: GateState, ending: Ending, cause: Cause = NO_CAUSE) -> GateResult:
     """End the gate this way: orphan search, the cancel this ending allows, and the result."""
     if ending is Ending.INTERRUPTED:
         assert cause.signal is not None
@@ -196,6 +197,8 @@ def _failed_fast(state: GateState, cause: Cause, done: CancelAttempt) -> GateRes
     more = f" and {len(watch.failures) - 3} more" if len(watch.failures) > 3 else ""
     state.note(f"dbtgate stopped waiting at the first failed node because of fail_fast ({names}{more}); the rest "
                "of the run was not waited for.")
+    from dbtgate.artifacts import ArtifactReport, NodeIssue  # the report's types: off the start-up path
+
     failed = tuple(NodeIssue(unique_id=f.unique_id, name=f.name, resource_type=f.resource_type,
                              status="error" if f.resource_type == "model" else "fail", message=f.message,
                              execution_time=None, file_path=f.file) for f in watch.failures)

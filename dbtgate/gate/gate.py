@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from dbtgate.artifacts import ArtifactReport, NodeIssue, collect_artifacts, result_steps
 from dbtgate.clock import Clock
 from dbtgate.cloud.interface import CloudApi
 from dbtgate.cloud.models import Job, Run, humanize_status
@@ -34,6 +34,9 @@ from dbtgate.outcome import Outcome
 from dbtgate.signals import Interrupted
 from dbtgate.watch.progress import format_seconds
 from dbtgate.watch.watcher import RunWatcher, Watch
+
+if TYPE_CHECKING:
+    from dbtgate.artifacts import ArtifactReport, NodeIssue
 
 log = get_logger("dbtgate")
 
@@ -185,6 +188,9 @@ class Gate:
                             artifacts=self._artifacts(state, run, watch))
 
     def _artifacts(self, state: GateState, run: Run, watch: Watch) -> ArtifactReport | None:
+        # Imported once the run has ended: off the path to the first request, which every action run pays for.
+        from dbtgate.artifacts import collect_artifacts, result_steps
+
         config = self.tools.config
         wants_files = config.get_artifacts
         if not wants_files and run.succeeded and config.junit_xml is None:  # the JUnit report lists every node
@@ -208,6 +214,8 @@ def logged_failures(run: Run, watch: Watch) -> tuple[NodeIssue, ...]:
     """The failed nodes the run's failed steps logged, as the watcher read them (with dbt's message and file when
     the closing summary gave them): what the results lack on Fusion runs (no message; error results can be left
     out)."""
+    from dbtgate.artifacts import NodeIssue
+
     failed_steps = {step.index for step in run.steps if step.failed}
     return tuple(NodeIssue(unique_id="", name=f.name, resource_type=f.resource_type, status=f.status,
                            message=f.message if f.explained else "", execution_time=f.seconds,

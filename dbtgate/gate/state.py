@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NamedTuple
 
-from dbtgate.artifacts import ArtifactReport
 from dbtgate.clock import Clock
 from dbtgate.cloud.interface import CloudApi
 from dbtgate.cloud.models import Job, Run, RunStatus
 from dbtgate.config import GateConfig
 from dbtgate.outcome import ExitStatus, Outcome, exit_status_for
 from dbtgate.watch.progress import format_seconds
+
+if TYPE_CHECKING:   # the artifacts module is imported when a run has ended, not on the way to the first request
+    from dbtgate.artifacts import ArtifactReport
 
 # After SIGINT the runner sends SIGTERM 7.5 s later and kills the step 2.5 s after that. Finding and cancelling the
 # run gets this much of it (every request is hard-bounded by its deadline), which leaves time to write the report.
@@ -53,8 +56,7 @@ def outcome_of(run: Run) -> Outcome:
     return Outcome.ERROR
 
 
-@dataclass(frozen=True)
-class Tools:
+class Tools(NamedTuple):
     """What a gate works with, fixed for its whole life."""
 
     config: GateConfig

@@ -23,7 +23,6 @@ from dbtgate.github import Workflow, append_file, format_outputs
 from dbtgate.logs import get_logger
 from dbtgate.outcome import Outcome
 from dbtgate.report.annotations import annotate, annotate_problems
-from dbtgate.report.junit import render_junit
 from dbtgate.report.outputs import outputs_for
 from dbtgate.report.summary import render_summary
 
@@ -91,6 +90,8 @@ def write_junit(result: GateResult, config: GateConfig, workflow: Workflow) -> N
     path = config.junit_xml
     if path is None:
         return
+    from dbtgate.report.junit import render_junit  # xml.etree only when a report is asked for: off the start-up path
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(str(workflow.redactor.scrub(render_junit(result, project_dir=config.project_dir))),
