@@ -29,12 +29,14 @@ from dbtgate.parsers import (
     THREADS_LIMIT,
     TIMEOUT_OVERRIDE_LIMIT,
     USER_CAUSE_LIMIT,
+    FailFast,
     check_token,
     is_loopback_url,
     normalize_url,
     parse_api_timeout,
     parse_bool,
     parse_duration,
+    parse_fail_fast,
     parse_interval,
     parse_non_negative_int,
     parse_positive_int,
@@ -112,7 +114,7 @@ class GateConfig:
     environment_id: int | None = None
     latest_run: bool = False
     max_age: float | None = None
-    fail_fast: bool = False
+    fail_fast: FailFast = FailFast.OFF
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -278,7 +280,7 @@ class _Waiting(NamedTuple):
     cancel_on_interrupt: bool
     rerun_attempts: int
     reuse_existing_run: bool
-    fail_fast: bool
+    fail_fast: FailFast
 
 
 def _waiting(given: _Inputs, target: _Target, floor: float | None) -> _Waiting:
@@ -306,10 +308,18 @@ def _waiting(given: _Inputs, target: _Target, floor: float | None) -> _Waiting:
     if target.latest_run and rerun_attempts:
         given.problems.append(f"{name('rerun_attempts')} cannot be used with {name('latest_run')}: latest_run "
                               "triggers nothing, and a retry would start a run.")
+    fail_fast = given.get("fail_fast", parse_fail_fast, FailFast.OFF)
+    if fail_fast is FailFast.DBT and not ours:
+        given.problems.append(f"{name('fail_fast')}: dbt adds dbt's --fail-fast to the commands of a run this gate "
+                              f"triggers; with {name('latest_run' if target.latest_run else 'run_id')} the run is "
+                              "already going. Use fail_fast: true (dbtgate cancels it at the first failure).")
+    if fail_fast is FailFast.DBT and given.flag("reuse_existing_run"):
+        given.problems.append(f"{name('fail_fast')}: dbt cannot be used with {name('reuse_existing_run')}: a run in "
+                              "flight was started without dbt's --fail-fast. Remove one of them.")
     return _Waiting(wait, interval, api_timeout, timeout,
                     ours if cancel["cancel_on_timeout"] is None else cancel["cancel_on_timeout"],
                     ours if cancel["cancel_on_interrupt"] is None else cancel["cancel_on_interrupt"],
-                    rerun_attempts, given.flag("reuse_existing_run"), given.flag("fail_fast"))
+                    rerun_attempts, given.flag("reuse_existing_run"), fail_fast)
 
 
 class _Reporting(NamedTuple):

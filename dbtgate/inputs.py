@@ -132,8 +132,11 @@ INPUTS: tuple[InputSpec, ...] = (
     InputSpec("max_age", "With latest_run: the run must have finished (or started, if still running) within this "
               "long, e.g. 26h; otherwise the outcome is stale.",
               kind=Kind.DURATION, group=Group.WHAT_TO_RUN, commands=RUN),
-    InputSpec("fail_fast", "At the first failed model or test, cancel the dbt Cloud run and fail now instead of "
-              "waiting for the end (for a run this gate did not trigger, only with cancel_on_timeout: true).",
+    InputSpec("fail_fast", "At the first failed model or test, fail now instead of waiting for the end. true: "
+              "dbtgate follows the running step's log and cancels the run (for a run this gate did not trigger, "
+              "only with cancel_on_timeout: true). dbt: the run is triggered with dbt's own --fail-fast added to "
+              "the job's build, run, test, seed and snapshot commands (through steps_override), so dbt stops "
+              "itself and dbtgate only polls the run's status: fewer bytes read, nothing to cancel.",
               "false",
               kind=Kind.BOOL, group=Group.WAITING, commands=GATE),
     InputSpec("wait_for_job", "Wait for the run to finish. false: trigger, set run_id, and return at once.",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -60,6 +61,25 @@ def parse_bool(text: str) -> bool:
     if word in FALSE_WORDS:
         return False
     raise ValueError(f"{text!r} is not a boolean: use true or false")
+
+
+class FailFast(StrEnum):
+    """What happens at the first failed model or test (the input `fail_fast`)."""
+
+    OFF = "false"      # wait for the run's end
+    GATE = "true"      # dbtgate follows the running step's log, cancels the run and fails at once
+    DBT = "dbt"        # dbt's own --fail-fast on the job's commands: dbt stops itself, dbtgate polls the status
+
+
+def parse_fail_fast(text: str) -> FailFast:
+    word = text.strip().lower()
+    if word == FailFast.DBT:
+        return FailFast.DBT
+    try:
+        return FailFast.GATE if parse_bool(word) else FailFast.OFF
+    except ValueError:
+        raise ValueError(f"{text!r} is not one of true, false or dbt (true: dbtgate cancels the run at the first "
+                         "failure; dbt: dbt's own --fail-fast stops it)") from None
 
 
 def parse_duration(text: str, allow_zero: bool = False) -> float:

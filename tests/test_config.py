@@ -8,7 +8,15 @@ from hypothesis import strategies as st
 
 from dbtgate.config import default_cause, parse_config
 from dbtgate.errors import ConfigError
-from dbtgate.parsers import USER_CAUSE_LIMIT, normalize_url, parse_bool, parse_duration, parse_positive_int, parse_steps
+from dbtgate.parsers import (
+    USER_CAUSE_LIMIT,
+    FailFast,
+    normalize_url,
+    parse_bool,
+    parse_duration,
+    parse_positive_int,
+    parse_steps,
+)
 
 BASE = {"dbt_cloud_token": "t0k", "dbt_cloud_account_id": "1", "dbt_cloud_job_id": "2"}
 
@@ -151,3 +159,21 @@ def test_artifacts_dir_is_relative_to_the_workspace() -> None:
 def test_a_token_with_whitespace_is_refused() -> None:
     with pytest.raises(ConfigError, match="whitespace"):
         parse_config({**BASE, "dbt_cloud_token": "Token abc"}, {})
+
+
+def test_fail_fast_is_false_true_or_dbt() -> None:
+    assert parse_config(BASE, {}).fail_fast is FailFast.OFF
+    assert parse_config({**BASE, "fail_fast": "yes"}, {}).fail_fast is FailFast.GATE
+    assert parse_config({**BASE, "fail_fast": " DBT "}, {}).fail_fast is FailFast.DBT
+    with pytest.raises(ConfigError) as caught:
+        parse_config({**BASE, "fail_fast": "dbt-core"}, {})
+    assert "input `fail_fast`" in str(caught.value) and "true, false or dbt" in str(caught.value)
+
+
+@pytest.mark.parametrize("mode", [{"run_id": "77"}, {"latest_run": "true"}, {"reuse_existing_run": "true"}])
+def test_fail_fast_dbt_needs_a_run_this_gate_triggers(mode: dict[str, str]) -> None:
+    """dbt's --fail-fast goes in with the trigger: a run that exists already (or may be reused) never got it."""
+    with pytest.raises(ConfigError) as caught:
+        parse_config({**BASE, "fail_fast": "dbt", **mode}, {})
+    assert "input `fail_fast`" in str(caught.value) and "--fail-fast" in str(caught.value)
+    assert parse_config({**BASE, "fail_fast": "true", **mode}, {}).fail_fast is FailFast.GATE

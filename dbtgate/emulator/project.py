@@ -21,7 +21,7 @@ import random
 import re
 from bisect import bisect_right
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -562,6 +562,29 @@ def pick_failure(project: Project, command: str, seed: str, at: float, node_type
     return project.nodes[best.index].unique_id
 
 
+def fails_fast(command: str) -> bool:
+    """dbt's own --fail-fast (or -x) is on the command line."""
+    words = command.split()
+    return "--fail-fast" in words or "-x" in words
+
+
+def without_fail_fast(command: str) -> str:
+    """The command as it selects and times nodes: --fail-fast changes when dbt stops, not what it builds."""
+    return " ".join(word for word in command.split() if word not in ("--fail-fast", "-x"))
+
+
+def stopped_at_first_failure(runs: list[NodeRun]) -> list[NodeRun]:
+    """The node runs as dbt's --fail-fast leaves them: at the first error or test failure dbt kills the queries in
+    flight and starts nothing more. The nodes it interrupted are reported skipped at that moment; the ones it never
+    started are not reported (times in natural seconds, as schedule() returns them)."""
+    first = min((r.end for r in runs if r.status in ("error", "fail")), default=None)
+    if first is None:
+        return runs
+    kept = [r for r in runs if r.end <= first]
+    interrupted = [replace(r, status="skipped", end=first) for r in runs if r.start < first < r.end]
+    return kept + interrupted
+
+
 def _default_message(project: Project, node: Node, status: str, failures: int) -> str:
     if status in ("fail", "warn"):
         word = "fail" if status == "fail" else "warn"
@@ -646,6 +669,8 @@ def command_step(project: Project, command: str, shape: RunShape, *, only: froze
     closing = 0.4
     key = (jitter, command, only)
     runs = _cached_schedule(project, selected, durations, shape.threads, outcome, key)
+    if fails_fast(command):
+        runs = stopped_at_first_failure(runs)
     natural = max((r.end for r in runs), default=0.0)
     scale = shape.factor       # list scheduling is scale-invariant: durations x f give times x f
     if shape.target is not None:

@@ -31,6 +31,7 @@ from dbtgate.gate.state import (
 from dbtgate.gate.trigger import find_reusable, prefer_older, retry_once, should_rerun, trigger_once
 from dbtgate.logs import get_logger
 from dbtgate.outcome import Outcome
+from dbtgate.parsers import FailFast
 from dbtgate.signals import Interrupted
 from dbtgate.watch.progress import format_seconds
 from dbtgate.watch.watcher import RunWatcher, Watch
@@ -180,7 +181,8 @@ class Gate:
         config = self.tools.config
         commands = config.trigger.steps_override or (state.job.execute_steps if state.job else ())
         return self.watcher.wait(run, deadline=state.deadline, commands=commands, seen=state.see,
-                                 fail_fast=config.fail_fast)
+                                 fail_fast=config.fail_fast is FailFast.GATE,
+                                 stops_itself=config.fail_fast is FailFast.DBT)
 
     def _decide(self, state: GateState, run: Run, watch: Watch) -> GateResult:
         outcome = outcome_of(run)

@@ -7,12 +7,15 @@ look for that run (endings.py) instead of leaving it unobserved.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from dbtgate.cloud.models import Job, Run, RunStatus, humanize_status
-from dbtgate.errors import AmbiguousTrigger, ApiError, ApiErrorKind, DeadlineExceeded
+from dbtgate.errors import AmbiguousTrigger, ApiError, ApiErrorKind, ConfigError, DeadlineExceeded
 from dbtgate.gate.cancel import cancel_run, find_created_run
 from dbtgate.gate.find import same_commit
 from dbtgate.gate.state import CANCEL_BUDGET, GateState, outcome_of
 from dbtgate.outcome import Outcome
+from dbtgate.parsers import FailFast
 
 TRIGGER_TRIES = 3
 # What decides what a run builds. A run in flight is reused only if every one of these is what this gate would
@@ -22,6 +25,8 @@ BUILD_FIELDS = ("git_sha", "git_branch", "github_pull_request_id", "gitlab_merge
                 "non_native_pull_request_id", "schema_override", "dbt_version_override", "threads_override",
                 "target_name_override", "generate_docs_override", "timeout_seconds_override", "steps_override")
 IN_FLIGHT = (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING)
+# The dbt commands that run nodes and so stop at dbt's --fail-fast (a global flag: any position is accepted).
+FAIL_FAST_VERBS = frozenset({"build", "run", "test", "seed", "snapshot"})
 
 
 def reuse_mismatch(wanted: dict[str, object], run: Run, job_id: int) -> str:
@@ -106,11 +111,38 @@ def prefer_older(state: GateState, job: Job, mine: Run) -> Run:
     return kept
 
 
+def with_dbt_fail_fast(commands: Sequence[str], job: Job) -> tuple[str, ...]:
+    """fail_fast: dbt — the commands with dbt's own --fail-fast on each that runs nodes (build, run, test, seed,
+    snapshot); a ConfigError when there is none, since the flag would then stop nothing."""
+    changed: list[str] = []
+    stoppable = 0
+    for command in commands:
+        words = command.split()
+        verb = next((word for word in words[1:] if not word.startswith("-")), "") if words[:1] == ["dbt"] else ""
+        if verb in FAIL_FAST_VERBS:
+            stoppable += 1
+            if "--fail-fast" not in words and "-x" not in words:
+                command = f"{command} --fail-fast"
+        changed.append(command)
+    if not stoppable:
+        listed = ", ".join(repr(command) for command in commands) or "none"
+        raise ConfigError([f"input `fail_fast`: dbt adds dbt's --fail-fast to the commands that build models or run "
+                           f"tests (dbt build, run, test, seed, snapshot), and job {job.id} has none (its commands: "
+                           f"{listed}). Use fail_fast: true, or give steps_override."])
+    return tuple(changed)
+
+
 def trigger_once(state: GateState, job: Job) -> Run:
     """POST the trigger; on a lost answer, look for the run by this gate's marker before trying again, so no
     duplicate run is ever started."""
     tools = state.tools
     body = tools.config.trigger.body(tools.marker)
+    if tools.config.fail_fast is FailFast.DBT:
+        steps = with_dbt_fail_fast(tools.config.trigger.steps_override or job.execute_steps, job)
+        body["steps_override"] = list(steps)
+        state.note("fail_fast: dbt — the run was triggered with dbt's own --fail-fast (through steps_override: "
+                   + "; ".join(f'"{step}"' for step in steps) + "). dbt stops at the first failed model or test; "
+                   "the nodes it had not started are not in its results.")
     marker = tools.marker.strip()
 
     def is_ours(run: Run) -> bool:

@@ -98,6 +98,7 @@ class PollState:
     logs_affordable: bool = False
     logs_age: float | None = None              # seconds since logs were last read; None: never
     fail_fast: bool = False                    # follow the running step's log to its first failed node
+    stops_itself: bool = False                 # fail_fast: dbt: dbt ends the run at its first failed node
 
     @property
     def progress(self) -> Progress | None:
@@ -136,7 +137,8 @@ class AdaptivePolicy:
     overrun_max: float = 12.0          # past the end window: the longest spacing while the overrun is looked for
 
     def budget_period(self, fail_fast: bool, period: float) -> float:
-        """How fast the call budget refills: a fixed `period` poller's pace, or `fail_fast_calls` times it."""
+        """How fast the call budget refills: a fixed `period` poller's pace, or `fail_fast_calls` times it (either
+        fail_fast: the one that follows the log, or dbt's own)."""
         return period / self.fail_fast_calls if fail_fast else period
 
     def decide(self, state: PollState, budget: PollBudget, now: float) -> Decision:
@@ -161,6 +163,10 @@ class AdaptivePolicy:
             return min(10.0, max(3.0, state.since_trigger / 3)), False
         if state.fail_fast and status is RunStatus.RUNNING:
             return self.fail_fast_interval, True
+        if state.stops_itself and status is RunStatus.RUNNING:
+            # dbt ends the run seconds after its first failed node, which nothing predicts: the status alone (a few
+            # KB, no log) is read at fail_fast's pace for as long as the run goes.
+            return self.fail_fast_interval, False
         if started < self.early_window:
             return min(self.early_max, max(floor, 3.0, started / 3)), False
         estimate = state.estimate

@@ -112,9 +112,11 @@ class RunWatcher:
         return self._policy
 
     def wait(self, run: Run, *, deadline: float, commands: Sequence[str] = (),
-             seen: Callable[[Run], None] = lambda run: None, fail_fast: bool = False) -> Watch:
+             seen: Callable[[Run], None] = lambda run: None, fail_fast: bool = False,
+             stops_itself: bool = False) -> Watch:
         """Poll until the run is terminal (or, with `fail_fast`, until a node fails); `Watch.run` is None when the
-        deadline passes first. `seen` hears of every poll."""
+        deadline passes first. `seen` hears of every poll. `stops_itself`: the run carries dbt's own --fail-fast,
+        so its end can come at any moment and is looked for at fail_fast's pace."""
         from dbtgate.watch.schedule import PollBudget, since_start
 
         began = self.clock.monotonic()
@@ -123,7 +125,7 @@ class RunWatcher:
         grace_until = began + NEW_RUN_404_GRACE
         total_steps = len(commands) + 2 if commands else None  # the two setup steps dbt Cloud adds, then each
         known = _Known()
-        period = self.policy.budget_period(fail_fast, self.period)
+        period = self.policy.budget_period(fail_fast or stops_itself, self.period)
         budget = PollBudget(period=period, capacity=BURST, tokens=BURST, at=began)
         calls += self._learn_history(run, deadline, known)
         warned_unknown = False
@@ -139,7 +141,7 @@ class RunWatcher:
             started = since_start(run)
             if run.steps:
                 self._read_logs(run, started, total_steps, known, now)
-            state = self._state(run, now - began, started, known, fail_fast)
+            state = replace(self._state(run, now - began, started, known, fail_fast), stops_itself=stops_itself)
             self.progress.observe(run, now - began, state.progress, total_steps)
             if run.is_terminal and not verified:
                 # The verdict comes from a GET of the run, never from a trigger's or a list's answer alone: that

@@ -490,3 +490,18 @@ def test_queueing_varies_from_run_to_run() -> None:
                                   datetime.fromisoformat(run["created_at"])).total_seconds())
     assert all(6 <= w <= 15 for w in waits[1]) and len({round(w, 3) for w in waits[1]}) > 1
     assert {round(w, 3) for w in waits[2]} == {9.0}
+
+
+def test_dbts_fail_fast_stops_the_step_at_the_first_failure() -> None:
+    """--fail-fast: the nodes in flight at the first failure are interrupted (skipped), none starts after it."""
+    from dbtgate.emulator.project import NodeRun, stopped_at_first_failure
+
+    def node(index: int, status: str, start: float, end: float) -> NodeRun:
+        return NodeRun(index, index, status, start, end, 1, None, None, "")
+
+    runs = [node(1, "success", 0, 5), node(2, "error", 2, 6), node(3, "success", 3, 9), node(4, "skipped", 6, 6),
+            node(5, "success", 7, 12)]
+    stopped = stopped_at_first_failure(runs)
+    assert [(r.index, r.status, r.end) for r in stopped] == [(1, "success", 5), (2, "error", 6), (4, "skipped", 6),
+                                                           (3, "skipped", 6)]
+    assert stopped_at_first_failure(runs[:1]) == runs[:1]

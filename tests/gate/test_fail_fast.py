@@ -21,6 +21,7 @@ JOBS: list[dict[str, Any]] = [
     {"id": 21, "name": "Big build, test fails early", "outcome": "error",
      "failure": {"at": 0.2, "node_type": "test"}, **BIG},
     {"id": 22, "name": "Big build that passes", "outcome": "success", **BIG},
+    {"id": 23, "name": "Only docs", "execute_steps": ["dbt deps", "dbt docs generate"], **BIG},
     {"id": 7, "name": "Warnings", "run_seconds": 30,
      "warnings": [{"node": "unique_customers_customer_id", "message": "Got 2 results, configured to warn if != 0"}]},
 ]
@@ -122,3 +123,43 @@ def test_a_refusal_while_watching_never_leaves_this_gate_s_run_burning_unobserve
     assert seen.exit_code in (2, 3) and seen.outcome in ("api_error", "config_error")
     run_id = int(seen.outputs["run_id"])
     assert seen.emulator.log.cancels() == [run_id] or "left running" in seen.summary
+
+
+# ---- fail_fast: dbt — dbt's own --fail-fast, added through steps_override ---------------------------------------
+def test_fail_fast_dbt_triggers_with_dbts_flag_and_dbt_stops_the_run_itself() -> None:
+    without = gate({"dbt_cloud_job_id": "20"})
+    seen = gate({"dbt_cloud_job_id": "20", "fail_fast": "dbt"})
+    assert (seen.outcome, seen.exit_code) == ("error", 1), seen.summary
+    [trigger] = seen.emulator.log.of("trigger")
+    assert trigger.body["steps_override"] == ["dbt build --fail-fast"]
+    assert seen.emulator.log.cancels() == [], "dbt stopped itself: nothing to cancel"
+    assert seen.virtual_seconds < without.virtual_seconds / 2, (seen.virtual_seconds, without.virtual_seconds)
+    # The failed model is reported from the run's results, as any failed run; the summary says how it was run.
+    assert json.loads(seen.outputs["failed_nodes"]) == json.loads(without.outputs["failed_nodes"])
+    assert "dbt build --fail-fast" in seen.summary and "fail\\_fast: dbt" in seen.summary
+
+
+def test_fail_fast_dbt_reads_the_status_alone_while_the_run_goes() -> None:
+    """No step log while waiting (the bytes fail_fast: true spends): the run object at fail_fast's pace, logs once at
+    the end for the summary."""
+    seen = gate({"dbt_cloud_job_id": "22", "fail_fast": "dbt"})
+    assert (seen.outcome, seen.exit_code) == ("success", 0), seen.summary
+    assert seen.emulator.log.of("get_step") == []
+    reads = [e for e in seen.emulator.log.of("get_run") if e.run_id == int(seen.outputs["run_id"])]
+    with_logs = [e for e in reads if "run_steps" in "".join(e.query.get("include_related", []))]
+    assert len(with_logs) <= 2 < len(reads), (len(with_logs), len(reads))
+    assert seen.emulator.log.of("trigger")[0].body["steps_override"] == ["dbt build --fail-fast"]
+
+
+def test_fail_fast_dbt_on_a_job_with_nothing_to_stop_is_bad_input_before_any_trigger() -> None:
+    seen = gate({"dbt_cloud_job_id": "23", "fail_fast": "dbt"})
+    assert (seen.outcome, seen.exit_code) == ("config_error", 2)
+    assert seen.emulator.log.of("trigger") == []
+    assert "fail\\_fast" in seen.summary and "dbt deps" in seen.summary
+
+
+def test_fail_fast_dbt_keeps_the_users_steps_override() -> None:
+    seen = gate({"dbt_cloud_job_id": "22", "fail_fast": "dbt",
+                 "steps_override": "dbt seed\ndbt run-operation grant\ndbt build -x --select tag:daily"})
+    assert seen.emulator.log.of("trigger")[0].body["steps_override"] == [
+        "dbt seed --fail-fast", "dbt run-operation grant", "dbt build -x --select tag:daily"]

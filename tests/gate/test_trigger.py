@@ -8,10 +8,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 import requests
 
 from dbtgate.clock import VirtualClock
+from dbtgate.cloud.models import Job
 from dbtgate.emulator import Emulator
+from dbtgate.errors import ConfigError
+from dbtgate.gate.trigger import with_dbt_fail_fast
 from tests.conftest import TOKEN, EmulatorFactory
 from tests.fault_matrix import Case, Observed, run_case
 
@@ -127,3 +131,16 @@ def test_waiting_on_an_existing_run_past_the_timeout_does_not_cancel_it(emulator
     assert "not triggered by this gate" in seen.summary
     cancelling = _gate_on(emulator, clock, {"run_id": str(running), "timeout": "10m", "cancel_on_timeout": "true"})
     assert cancelling.outcome == "timeout" and emulator.log.cancels() == [running]
+
+
+def test_dbts_fail_fast_goes_on_each_command_that_runs_nodes_once() -> None:
+    job = Job(id=5, name="nightly")
+    assert with_dbt_fail_fast(["dbt deps", "dbt source freshness", "dbt --debug build --select +orders", "dbt test -x",
+                               "dbt run-operation grant", "dbt docs generate", "dbt snapshot"], job) == (
+        "dbt deps", "dbt source freshness", "dbt --debug build --select +orders --fail-fast", "dbt test -x",
+        "dbt run-operation grant", "dbt docs generate", "dbt snapshot --fail-fast")
+    with pytest.raises(ConfigError) as caught:
+        with_dbt_fail_fast(["dbt deps", "dbt docs generate"], job)
+    assert "job 5" in str(caught.value) and "'dbt docs generate'" in str(caught.value)
+    with pytest.raises(ConfigError):
+        with_dbt_fail_fast([], job)

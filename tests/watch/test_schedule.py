@@ -38,7 +38,8 @@ states = st.builds(
     PollState, since_trigger=st.floats(0, 1e5), run=st.sampled_from([run(1), run(1, blocked_by=[4]), run(2), run(3),
                                                                        run(99), run(3, started_at="x")]),
     since_start=st.one_of(st.none(), st.floats(0, 1e5)), estimate=estimates, rate_limited=st.booleans(),
-    logs_affordable=st.booleans(), logs_age=st.one_of(st.none(), st.floats(0, 1e5)), fail_fast=st.just(False))
+    logs_affordable=st.booleans(), logs_age=st.one_of(st.none(), st.floats(0, 1e5)), fail_fast=st.just(False),
+    stops_itself=st.booleans())
 
 
 def replay(policy: AdaptivePolicy, budget: PollBudget, sequence: list[PollState]) -> list[tuple[float, Decision]]:
@@ -153,6 +154,21 @@ def test_fail_fast_spends_at_most_three_times_a_fixed_pollers_calls() -> None:
     polls = replay(policy, budget, [state] * 2000)
     span = polls[-1][0]
     assert len(polls) <= 20 + 3 * span / 30, "3x a 30 s poller, plus the burst"
+
+
+def test_with_dbts_fail_fast_the_status_alone_is_read_at_fail_fasts_pace() -> None:
+    """fail_fast: dbt — dbt ends the run at its first failure, which no estimate predicts: the run object every 8 s
+    (no log: that is the bytes fail_fast: true spends), within 3x a 30 s poller's calls."""
+    policy = AdaptivePolicy(max_interval=60)
+    budget = PollBudget(period=policy.budget_period(True, 30), capacity=20, tokens=20, at=0)
+    far = Estimate(3000, 30, 90, "previous-run")
+    state = PollState(100, run(3, started_at="2026-01-01 10:00:00+00:00"), 100, far, logs_affordable=True,
+                      stops_itself=True)
+    assert policy.decide(state, budget, 100) == Decision(8, False)
+    without = policy.decide(PollState(100, state.run, 100, far, logs_affordable=True), budget, 100)
+    assert without.delay == 60, "the default sleeps towards a far end"
+    polls = replay(policy, budget, [state] * 2000)
+    assert len(polls) <= 20 + 3 * polls[-1][0] / 30 and not any(decision.logs for _, decision in polls)
 
 
 def test_before_the_window_an_old_log_is_read_again_for_a_failure_that_ends_the_run_early() -> None:
