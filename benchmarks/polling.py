@@ -30,10 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from dbtgate.clock import VirtualClock
-from dbtgate.cloud.models import Run, RunStep
+from dbtgate.cloud.models import Job, Run, RunStep
 from dbtgate.emulator.scenario import JobSpec, parse_scenario
 from dbtgate.emulator.world import World
 from dbtgate.errors import ApiError, ApiErrorKind
+from dbtgate.gate.trigger import with_dbt_fail_fast
 from dbtgate.watch.schedule import AdaptivePolicy
 from dbtgate.watch.watcher import RunWatcher
 
@@ -171,7 +172,15 @@ class WorldClient:
         return False
 
 
-def build(case: Case) -> tuple[World, ManualClock, JobSpec, dict[str, Any]]:
+def trigger_body(job: JobSpec, dbt_fail_fast: bool) -> dict[str, Any]:
+    """The measured run's trigger; with `dbt_fail_fast`, as `fail_fast: dbt` sends it (dbtgate's own rewrite)."""
+    if not dbt_fail_fast:
+        return {"cause": "measured"}
+    return {"cause": "measured",
+            "steps_override": list(with_dbt_fail_fast(job.execute_steps, Job(id=job.id, name=job.name)))}
+
+
+def build(case: Case, dbt_fail_fast: bool = False) -> tuple[World, ManualClock, JobSpec, dict[str, Any]]:
     """The account as the gate finds it: the job's history, maybe a run ahead of ours, then our run triggered."""
     clock = ManualClock()
     scenario = parse_scenario({"jobs": [case.job]})
@@ -180,7 +189,7 @@ def build(case: Case) -> tuple[World, ManualClock, JobSpec, dict[str, Any]]:
     if case.blocked:
         world.trigger(job, {"cause": "another pipeline"})
         clock.sleep(random.Random(case.index).uniform(60, 900))   # ours comes while that one runs
-    return world, clock, job, world.trigger(job, {"cause": "measured"})
+    return world, clock, job, world.trigger(job, trigger_body(job, dbt_fail_fast))
 
 
 @dataclass
@@ -198,8 +207,10 @@ class Measured:
 Builder = Callable[[Case], tuple[World, ManualClock, JobSpec, dict[str, Any]]]
 
 
-def watch(case: Case, builder: Builder, interval: float = MAX_INTERVAL, fail_fast: bool = False) -> Measured:
+def watch(case: Case, builder: Builder, interval: float = MAX_INTERVAL, fail_fast: bool = False,
+          stops_itself: bool = False) -> Measured:
     world, clock, job, triggered = builder(case)
+    began = clock.now
     client = WorldClient(world)
     run_id = triggered["id"]
     seen_terminal: list[float] = []
@@ -215,7 +226,7 @@ def watch(case: Case, builder: Builder, interval: float = MAX_INTERVAL, fail_fas
 
     watcher = RunWatcher(client, clock, emit=emit, interval=interval, api_timeout=30.0)
     outcome = watcher.wait(Run.from_api(triggered), deadline=clock.now + TIMEOUT, commands=job.execute_steps,
-                           seen=seen, fail_fast=fail_fast)
+                           seen=seen, fail_fast=fail_fast, stops_itself=stops_itself)
     finished = world.finished_elapsed(run_id) or 0.0
     finished_at = world.now() - world.elapsed() + finished
     first = min(outcome.failures, key=lambda f: f.seen_at) if outcome.failures else None
@@ -226,7 +237,7 @@ def watch(case: Case, builder: Builder, interval: float = MAX_INTERVAL, fail_fas
     saved = (finished_at - world.now()) / 60 if outcome.failed_fast else None
     return Measured(client.calls, client.bytes_received, latency, failure_latency, saved,
                     outcome.failed_fast, outcome.run is None and not outcome.failed_fast,
-                    {"wire": client.wire_bytes_received})
+                    {"wire": client.wire_bytes_received, "watched": clock.now - began})
 
 
 def fixed(case: Case, builder: Builder, delays: Callable[[int], float]) -> Measured:
@@ -243,7 +254,7 @@ def fixed(case: Case, builder: Builder, delays: Callable[[int], float]) -> Measu
         polls += 1
     finished = world.finished_elapsed(run.id) or 0.0
     return Measured(client.calls, client.bytes_received, world.elapsed() - finished,
-                    extra={"wire": client.wire_bytes_received})
+                    extra={"wire": client.wire_bytes_received, "watched": clock.now - started})
 
 
 def replay(case: Case, policy: str) -> Measured:

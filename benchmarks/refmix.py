@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.polling import Case, ManualClock
+from benchmarks.polling import Case, ManualClock, trigger_body
 from dbtgate.emulator import project as dbt
 from dbtgate.emulator.project import Node, NodeResult, NodeRun, Project
 from dbtgate.emulator.scenario import JobSpec, parse_scenario
@@ -549,7 +549,7 @@ def prepare(case: Case) -> tuple[Planner, dict[str, Any]]:
     return planner, job
 
 
-def build_ref(case: Case) -> tuple[World, ManualClock, JobSpec, dict[str, Any]]:
+def build_ref(case: Case, dbt_fail_fast: bool = False) -> tuple[World, ManualClock, JobSpec, dict[str, Any]]:
     """As benchmarks.polling.build, on a RefWorld: the job's history, maybe a run ahead of ours, then ours."""
     planner, job_spec = prepare(case)
     clock = ManualClock()
@@ -560,7 +560,7 @@ def build_ref(case: Case) -> tuple[World, ManualClock, JobSpec, dict[str, Any]]:
         if case.blocked:
             world.trigger(job, {"cause": "another pipeline"})
             clock.sleep(random.Random(case.index).uniform(60, 900))   # ours comes while that one runs
-        triggered = world.trigger(job, {"cause": "measured"})
+        triggered = world.trigger(job, trigger_body(job, dbt_fail_fast))
     return world, clock, job, triggered
 
 
