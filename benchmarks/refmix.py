@@ -1,8 +1,8 @@
 """A second realistic mix of runs whose plans come from the real dbt-core run, not from the emulator's model.
 
 The emulator (dbtgate/emulator/project.py) makes its own projects (a seeded layered DAG, log-normal node weights
-with one dominant chain) and its own schedule (list scheduling by depth, the same node jitter for every run of a
-job). This module keeps the emulator's `World` — so the API, the run object, the step logs and the artifacts are
+with one dominant chain) and its own schedule (list scheduling by depth, each node's time jittered per run about
+its weight). This module keeps the emulator's `World` — so the API, the run object, the step logs and the artifacts are
 served by the same code — but gives it a project and, run by run, a plan made here from
 tests/fixtures/reference-run/ (the real 4-thread `dbt build` of acme_analytics):
 

@@ -455,7 +455,7 @@ class RunShape:
     failing: frozenset[str] = frozenset()        # unique ids that fail this run
     failures: dict[str, NodeResult] = field(default_factory=dict)   # explicit scenario results by unique id
     threads: int = 4
-    jitter_seed: str = ""                        # node-to-node variation; the same for every run of a job
+    jitter_seed: str = ""                        # node-to-node variation, drawn per run (σ 0.15 about each weight)
 
 
 _SCHEDULES: dict[tuple[Any, ...], list[NodeRun]] = {}

@@ -694,7 +694,9 @@ class World:
         for index, command in enumerate(all_commands):
             fails = index == failing
             step_target = target if dbt.builds_nodes(command) or spec is None else None
-            jitter = f"{job.id}:{job.seed}:{dbt.without_fail_fast(command)}"
+            # Node times vary from run to run, node by node (not by one factor for the whole run: that would make
+            # a previous run's timings a sharper forecast than any real project's), and so does the failing node.
+            jitter = f"{job.id}:{job.seed}:{run_id}:{dbt.without_fail_fast(command)}"
             shape = RunShape(seed=f"{seed}:{index}", factor=factor, target=step_target, threads=threads,
                              jitter_seed=jitter)
             selection = only if dbt.verb_of(command) == "retry" else None
