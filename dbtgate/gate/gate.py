@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 log = get_logger("dbtgate")
 
 ARTIFACT_BUDGET = 60.0
+GIVEN_RUN_404_GRACE = 10.0     # seconds a given run_id may 404 before it is called wrong (a new run's race)
 
 
 class Gate:
@@ -112,7 +113,11 @@ class Gate:
         or a new one; or a result already (no latest run, or a stale one)."""
         config, client = self.tools.config, self.tools.client
         if config.run_id is not None:
-            state.see(client.get_run(config.run_id, ("run_steps", "job", "trigger"), deadline=state.deadline))
+            # The id often comes from a trigger seconds ago (wait_for_job: false), and a brand-new run can 404 for a
+            # few seconds: look again for a while before calling the id wrong.
+            grace = self.tools.clock.monotonic() + GIVEN_RUN_404_GRACE
+            state.see(client.get_run(config.run_id, ("run_steps", "job", "trigger"), deadline=state.deadline,
+                                     not_found_grace_until=grace))
             assert state.run is not None
             self.tools.emit(f"Waiting on existing run {state.run.id}: {state.run.href}")
             return state.run
@@ -172,6 +177,8 @@ class Gate:
                 shown = ", ".join(str(account) for account in usable[:10])
                 detail = (f"input `dbt_cloud_account_id`: {config.account_id} is not an account this token can use "
                           f"(it can use {shown}). Set it to the number after /deploy/ in your dbt Cloud URLs.")
+        if failure.kind is ApiErrorKind.NOT_FOUND and config.run_id is not None:
+            detail += f" (dbtgate asked for {GIVEN_RUN_404_GRACE:.0f} s, as a new run can be invisible at first.)"
         return state.result(Outcome.CONFIG_ERROR, detail)
 
     # ---- wait and decide ----------------------------------------------------------------------------------------

@@ -43,7 +43,11 @@ def test_a_wrong_id_or_token_is_bad_input_at_the_first_call(inputs: dict[str, st
     assert (seen.outcome, seen.exit_code) == ("config_error", 2), seen.summary
     assert names in seen.summary.replace("\\_", "_"), seen.summary
     assert seen.emulator.log.of("trigger") == [], "nothing was triggered"
-    assert len(seen.emulator.log.all()) <= 3, "found at the first call, not after retries"
+    if names == "run_id":
+        # A given run id may 404 for its first seconds (a brand-new run's race): asked again for 10 s, no longer.
+        assert "asked for 10 s" in seen.summary and 3 <= len(seen.emulator.log.all()) <= 8
+    else:
+        assert len(seen.emulator.log.all()) <= 3, "found at the first call, not after retries"
 
 
 def test_a_wrong_token_keeps_the_regional_host_hint() -> None:

@@ -121,6 +121,16 @@ def test_waiting_on_an_existing_run_that_succeeds_or_fails(emulator_factory: Emu
     assert len(emulator.log.of("trigger")) == 2, "waiting triggers nothing"
 
 
+def test_a_given_run_id_that_404s_in_its_first_seconds_is_waited_on(emulator_factory: EmulatorFactory) -> None:
+    # The id from a trigger seconds ago (wait_for_job: false in an earlier step) can 404 for a few reads.
+    clock = VirtualClock()
+    emulator = emulator_factory(jobs=JOBS, clock=clock, faults=[{"kind": "not_found_new_run", "polls": 2}])
+    fresh = _start_run(emulator, 4)
+    seen = _gate_on(emulator, clock, {"run_id": str(fresh), "timeout": "5h"})
+    assert (seen.outcome, seen.exit_code, seen.outputs["run_id"]) == ("success", 0, str(fresh)), seen.summary
+    assert len(emulator.log.of("trigger")) == 1
+
+
 def test_waiting_on_an_existing_run_past_the_timeout_does_not_cancel_it(emulator_factory: EmulatorFactory) -> None:
     clock = VirtualClock()
     emulator = emulator_factory(jobs=JOBS, clock=clock)
