@@ -218,20 +218,25 @@ class DbtCloudClient:
             verdict = classify(attempt, idempotent=idempotent)
             if verdict is Verdict.OK:
                 return payload
-            if (attempt.status == 404 and not_found_grace_until is not None
-                    and self.clock.monotonic() < not_found_grace_until):
-                verdict = Verdict.RETRY  # a brand-new run can 404 for a few seconds
+            # A brand-new run can 404 for a few seconds: dbt Cloud's own 404 is asked again within the grace, and
+            # stays a 404 (a wrong id: bad input) when the attempts or the time left run out within the grace.
+            graced = (attempt.status == 404 and not_found_grace_until is not None and _is_dbt_cloud(response)
+                      and self.clock.monotonic() < not_found_grace_until)
+            if graced:
+                verdict = Verdict.RETRY
             last_error = self._describe(attempt, response)
             if verdict is Verdict.AMBIGUOUS:
                 raise AmbiguousTrigger(last_error, answered=unreadable)
             if verdict is Verdict.FAIL:
                 raise self._failure(attempt, response, what)
+            delay = self.policy.delay(attempt_number, attempt.retry_after, self.rand)
+            remaining = deadline - self.clock.monotonic()
+            if graced and (attempt_number >= self.policy.max_attempts or delay >= remaining):
+                raise self._failure(attempt, response, what)
             if attempt_number >= self.policy.max_attempts:
                 raise ApiError(f"dbt Cloud at {self.host} kept failing for {what}: {last_error} "
                                  f"({attempt_number} attempts). Check https://status.getdbt.com and retry the "
                                  "workflow.", status=attempt.status, kind=ApiErrorKind.UNAVAILABLE)
-            delay = self.policy.delay(attempt_number, attempt.retry_after, self.rand)
-            remaining = deadline - self.clock.monotonic()
             if delay >= remaining:
                 raise DeadlineExceeded(f"the timeout ran out while dbt Cloud was failing ({last_error})")
             log.warning("dbt Cloud request failed; retrying", what=what, error=last_error,

@@ -50,6 +50,15 @@ def test_a_wrong_id_or_token_is_bad_input_at_the_first_call(inputs: dict[str, st
         assert len(seen.emulator.log.all()) <= 3, "found at the first call, not after retries"
 
 
+@pytest.mark.parametrize("timeout", ["3s", "8s", "2h"])
+def test_a_wrong_run_id_is_bad_input_whatever_the_timeout(timeout: str) -> None:
+    # The 10 s asked of a 404 (a new run's race) must not turn a wrong id into "the API failed" (exit 3) when the
+    # timeout ends first: whoever retries on exit 3 would retry a typo forever.
+    seen = gate({"run_id": "123456", "timeout": timeout})
+    assert (seen.outcome, seen.exit_code) == ("config_error", 2), seen.summary
+    assert r"run\_id" in seen.summary and seen.emulator.log.of("trigger") == []
+
+
 def test_a_wrong_token_keeps_the_regional_host_hint() -> None:
     seen = gate({"dbt_cloud_job_id": "1"}, token="dbtc_not-the-token")
     assert "access URL" in seen.summary and "dbt\\_cloud\\_url" in seen.summary
