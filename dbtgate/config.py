@@ -312,7 +312,9 @@ def _waiting(given: _Inputs, target: _Target, floor: float | None) -> _Waiting:
     if fail_fast is FailFast.DBT and not ours:
         given.problems.append(f"{name('fail_fast')}: dbt adds dbt's --fail-fast to the commands of a run this gate "
                               f"triggers; with {name('latest_run' if target.latest_run else 'run_id')} the run is "
-                              "already going. Use fail_fast: true (dbtgate cancels it at the first failure).")
+                              "already going. If a gate triggered it with fail_fast: dbt, it stops itself: leave "
+                              "fail_fast out here. Otherwise use fail_fast: true (dbtgate reads its log and fails at "
+                              "the first failure).")
     if fail_fast is FailFast.DBT and given.flag("reuse_existing_run"):
         given.problems.append(f"{name('fail_fast')}: dbt cannot be used with {name('reuse_existing_run')}: a run in "
                               "flight was started without dbt's --fail-fast. Remove one of them.")

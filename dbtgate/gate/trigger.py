@@ -27,6 +27,10 @@ BUILD_FIELDS = ("git_sha", "git_branch", "github_pull_request_id", "gitlab_merge
 IN_FLIGHT = (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING)
 # The dbt commands that run nodes and so stop at dbt's --fail-fast (a global flag: any position is accepted).
 FAIL_FAST_VERBS = frozenset({"build", "run", "test", "seed", "snapshot"})
+# Every dbt subcommand: the command's verb is the first of these after `dbt`, since global options that take a
+# value (`dbt --target prod build`, `--log-level debug`) put other words before it.
+DBT_VERBS = FAIL_FAST_VERBS | {"clean", "clone", "compile", "debug", "deps", "docs", "init", "list", "ls", "parse",
+                               "retry", "run-operation", "show", "source"}
 
 
 def reuse_mismatch(wanted: dict[str, object], run: Run, job_id: int) -> str:
@@ -111,14 +115,15 @@ def prefer_older(state: GateState, job: Job, mine: Run) -> Run:
     return kept
 
 
-def with_dbt_fail_fast(commands: Sequence[str], job: Job) -> tuple[str, ...]:
+def with_dbt_fail_fast(commands: Sequence[str], job: Job, *, overridden: bool = False) -> tuple[str, ...]:
     """fail_fast: dbt — the commands with dbt's own --fail-fast on each that runs nodes (build, run, test, seed,
-    snapshot); a ConfigError when there is none, since the flag would then stop nothing."""
+    snapshot); a ConfigError when there is none, since the flag would then stop nothing. `overridden`: the commands
+    are the user's steps_override, not the job's."""
     changed: list[str] = []
     stoppable = 0
     for command in commands:
         words = command.split()
-        verb = next((word for word in words[1:] if not word.startswith("-")), "") if words[:1] == ["dbt"] else ""
+        verb = next((word for word in words[1:] if word in DBT_VERBS), "") if words[:1] == ["dbt"] else ""
         if verb in FAIL_FAST_VERBS:
             stoppable += 1
             if "--fail-fast" not in words and "-x" not in words:
@@ -126,9 +131,12 @@ def with_dbt_fail_fast(commands: Sequence[str], job: Job) -> tuple[str, ...]:
         changed.append(command)
     if not stoppable:
         listed = ", ".join(repr(command) for command in commands) or "none"
-        raise ConfigError([f"input `fail_fast`: dbt adds dbt's --fail-fast to the commands that build models or run "
-                           f"tests (dbt build, run, test, seed, snapshot), and job {job.id} has none (its commands: "
-                           f"{listed}). Use fail_fast: true, or give steps_override."])
+        whose, fix = (("steps_override has", "Add a dbt build, run, test, seed or snapshot command to it, or use "
+                       "fail_fast: true") if overridden else
+                      (f"job {job.id} has", "Use fail_fast: true, or give steps_override"))
+        raise ConfigError([f"fail_fast: dbt adds dbt's --fail-fast to the commands that build models or run tests "
+                           f"(dbt build, run, test, seed, snapshot), and {whose} none (its commands: {listed}). "
+                           f"{fix}."])
     return tuple(changed)
 
 
@@ -138,11 +146,12 @@ def trigger_once(state: GateState, job: Job) -> Run:
     tools = state.tools
     body = tools.config.trigger.body(tools.marker)
     if tools.config.fail_fast is FailFast.DBT:
-        steps = with_dbt_fail_fast(tools.config.trigger.steps_override or job.execute_steps, job)
+        override = tools.config.trigger.steps_override
+        steps = with_dbt_fail_fast(override or job.execute_steps, job, overridden=bool(override))
         body["steps_override"] = list(steps)
         state.note("fail_fast: dbt — the run was triggered with dbt's own --fail-fast (through steps_override: "
-                   + "; ".join(f'"{step}"' for step in steps) + "). dbt stops at the first failed model or test; "
-                   "the nodes it had not started are not in its results.")
+                   + "; ".join(f'"{step}"' for step in steps) + "). dbt stops at the first failed model or test "
+                   "and reports the nodes it did not run as skipped.")
     marker = tools.marker.strip()
 
     def is_ours(run: Run) -> bool:

@@ -23,7 +23,7 @@ ICONS = {Outcome.SUCCESS: "✅", Outcome.ERROR: "❌", Outcome.CANCELLED: "🚫"
 WORDS = {Outcome.SUCCESS: "succeeded", Outcome.ERROR: "failed", Outcome.CANCELLED: "was cancelled",
          Outcome.TIMEOUT: "timed out", Outcome.NOT_WAITED: "was triggered", Outcome.INTERRUPTED: "was interrupted",
          Outcome.API_ERROR: "could not be checked", Outcome.STALE: "has no recent enough run",
-         Outcome.CONFIG_ERROR: "could not be found"}
+         Outcome.CONFIG_ERROR: "was not gated: a setting needs fixing"}
 
 
 @dataclass(frozen=True)

@@ -154,3 +154,14 @@ def test_dbts_fail_fast_goes_on_each_command_that_runs_nodes_once() -> None:
     assert "job 5" in str(caught.value) and "'dbt docs generate'" in str(caught.value)
     with pytest.raises(ConfigError):
         with_dbt_fail_fast([], job)
+
+
+def test_dbts_fail_fast_finds_the_command_behind_global_options_with_values() -> None:
+    job = Job(id=5, name="nightly")
+    assert with_dbt_fail_fast(["dbt --target prod build", "dbt --log-format json run --select x",
+                               "dbt --log-level debug source freshness"], job) == (
+        "dbt --target prod build --fail-fast", "dbt --log-format json run --select x --fail-fast",
+        "dbt --log-level debug source freshness")
+    with pytest.raises(ConfigError) as caught:
+        with_dbt_fail_fast(["dbt docs generate"], job, overridden=True)
+    assert "steps_override has none" in str(caught.value) and "job 5" not in str(caught.value)
