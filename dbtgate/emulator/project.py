@@ -573,16 +573,23 @@ def without_fail_fast(command: str) -> str:
     return " ".join(word for word in command.split() if word not in ("--fail-fast", "-x"))
 
 
+FAIL_FAST_SKIP = "Skipping due to fail_fast"     # dbt-core's message for the nodes --fail-fast never ran
+
+
 def stopped_at_first_failure(runs: list[NodeRun]) -> list[NodeRun]:
     """The node runs as dbt's --fail-fast leaves them: at the first error or test failure dbt kills the queries in
     flight and starts nothing more. The nodes it interrupted are reported skipped at that moment; the ones it never
-    started are not reported (times in natural seconds, as schedule() returns them)."""
+    started are skipped too, with FAIL_FAST_SKIP as their message (dbt-core >= 1.7, runnable.execute_nodes: they are
+    in run_results.json, so `dbt retry` runs them; the log has no line of their own). Times in natural seconds, as
+    schedule() returns them."""
     first = min((r.end for r in runs if r.status in ("error", "fail")), default=None)
     if first is None:
         return runs
     kept = [r for r in runs if r.end <= first]
     interrupted = [replace(r, status="skipped", end=first) for r in runs if r.start < first < r.end]
-    return kept + interrupted
+    never = [replace(r, status="skipped", start=first, end=first, message=FAIL_FAST_SKIP)
+             for r in runs if r.start >= first and r.end > first]
+    return kept + interrupted + never
 
 
 def _default_message(project: Project, node: Node, status: str, failures: int) -> str:
@@ -690,7 +697,7 @@ def command_step(project: Project, command: str, shape: RunShape, *, only: froze
         failures: int | None = None
         adapter = ""
         if r.status == "skipped":
-            message = None
+            message = r.message if r.message == FAIL_FAST_SKIP else None
         elif r.index in explicit:
             result = explicit[r.index]
             failures = result.failures
@@ -720,7 +727,8 @@ def command_step(project: Project, command: str, shape: RunShape, *, only: froze
 
     def write(step: StepLog) -> None:
         if fusion is not None:
-            _write_fusion_nodes(out, project, finished, end, elapsed, verb)
+            _write_fusion_nodes(out, project, [r for r in finished if r.message != FAIL_FAST_SKIP], end, elapsed,
+                                verb)
         else:
             _write_nodes(out, project, selected, finished, end, elapsed, verb)
         step.offsets, step.texts, step.stamped, step.threads = out.offsets, out.texts, out.stamped, out.threads
@@ -902,6 +910,8 @@ def _write_nodes(out: _Lines, project: Project, selected: list[int], finished: l
     events: list[tuple[float, int, int, str, int]] = []      # (moment, order, number, text, thread)
     for r in finished:
         node = project.nodes[r.index]
+        if r.message == FAIL_FAST_SKIP:
+            continue          # never started: dbt prints no line for it, only counts it in the closing summary
         if r.status == "skipped":
             kind = "test" if node.resource_type == "test" else "relation"
             label = node.name if kind == "test" else f"{node.schema}.{node.name}"

@@ -595,7 +595,9 @@ class World:
         only = frozenset(r.unique_id for r in latest.steps[failed].results if r.status in ("error", "fail", "skipped"))
         body = {**latest.trigger, "cause": f"Retry of run {latest.id} from the point of failure"}
         attempt = self._attempt(job)
-        record = self._new_run(job, body, ("dbt retry", *remaining), job.outcome_for(attempt), False,
+        # dbt retry reruns the failed step's command with its flags: --fail-fast stays on.
+        retry = "dbt retry --fail-fast" if dbt.fails_fast(latest.steps[failed].command or "") else "dbt retry"
+        record = self._new_run(job, body, (retry, *remaining), job.outcome_for(attempt), False,
                                latest.timeout_seconds, retry_of=latest.id, attempt=attempt,
                                only=only or None, cause_category="rerun")
         return self.run_json(record.id, frozenset({"trigger", "job"}))

@@ -493,8 +493,9 @@ def test_queueing_varies_from_run_to_run() -> None:
 
 
 def test_dbts_fail_fast_stops_the_step_at_the_first_failure() -> None:
-    """--fail-fast: the nodes in flight at the first failure are interrupted (skipped), none starts after it."""
-    from dbtgate.emulator.project import NodeRun, stopped_at_first_failure
+    """--fail-fast: the nodes in flight at the first failure are interrupted (skipped), none starts after it, and
+    the ones it never started are reported skipped with dbt-core's message (so `dbt retry` runs them)."""
+    from dbtgate.emulator.project import FAIL_FAST_SKIP, NodeRun, stopped_at_first_failure
 
     def node(index: int, status: str, start: float, end: float) -> NodeRun:
         return NodeRun(index, index, status, start, end, 1, None, None, "")
@@ -503,5 +504,6 @@ def test_dbts_fail_fast_stops_the_step_at_the_first_failure() -> None:
             node(5, "success", 7, 12)]
     stopped = stopped_at_first_failure(runs)
     assert [(r.index, r.status, r.end) for r in stopped] == [(1, "success", 5), (2, "error", 6), (4, "skipped", 6),
-                                                           (3, "skipped", 6)]
+                                                           (3, "skipped", 6), (5, "skipped", 6)]
+    assert [r.index for r in stopped if r.message == FAIL_FAST_SKIP] == [5]
     assert stopped_at_first_failure(runs[:1]) == runs[:1]

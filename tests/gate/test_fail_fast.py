@@ -22,6 +22,8 @@ JOBS: list[dict[str, Any]] = [
      "failure": {"at": 0.2, "node_type": "test"}, **BIG},
     {"id": 22, "name": "Big build that passes", "outcome": "success", **BIG},
     {"id": 23, "name": "Only docs", "execute_steps": ["dbt deps", "dbt docs generate"], **BIG},
+    {"id": 24, "name": "Big build, fails once", "outcomes": ["error", "success"],
+     "failure": {"at": 0.2, "node_type": "model"}, **BIG},
     {"id": 7, "name": "Warnings", "run_seconds": 30,
      "warnings": [{"node": "unique_customers_customer_id", "message": "Got 2 results, configured to warn if != 0"}]},
 ]
@@ -163,3 +165,19 @@ def test_fail_fast_dbt_keeps_the_users_steps_override() -> None:
                  "steps_override": "dbt seed\ndbt run-operation grant\ndbt build -x --select tag:daily"})
     assert seen.emulator.log.of("trigger")[0].body["steps_override"] == [
         "dbt seed --fail-fast", "dbt run-operation grant", "dbt build -x --select tag:daily"]
+
+
+def test_fail_fast_dbt_then_a_retry_runs_every_node_dbt_did_not_run() -> None:
+    """dbt reports the nodes --fail-fast never started as skipped, so the retry from the point of failure runs them
+    too: a green after the retry means the whole selection was built, not only the failed node."""
+    plain = gate({"dbt_cloud_job_id": "24", "rerun_attempts": "1"})
+    seen = gate({"dbt_cloud_job_id": "24", "fail_fast": "dbt", "rerun_attempts": "1"})
+    assert (seen.outcome, seen.exit_code, seen.outputs["attempts"]) == ("success", 0, "2"), seen.summary
+    [first, retry] = json.loads(seen.outputs["run_ids"])
+    world = seen.emulator.world
+    stopped = world.run_json(first, frozenset({"run_steps"}))
+    assert "--fail-fast" in " ".join(step["name"] for step in stopped["run_steps"])
+    retried = {r.unique_id for step in world._runs[retry].steps for r in step.results}
+    plain_retried = {r.unique_id for step in plain.emulator.world._runs[json.loads(plain.outputs["run_ids"])[1]].steps
+                     for r in step.results}
+    assert len(retried) > 3 * len(plain_retried) > 0, (len(retried), len(plain_retried))
