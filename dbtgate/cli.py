@@ -155,7 +155,7 @@ def _add_input(group: Any, spec: InputSpec) -> None:
     default_note = f" (default: {spec.default})" if spec.default else ""
     help_text = (in_flags(spec.description) + default_note + env_note).replace("%", "%%")
     if spec.kind in (Kind.BOOL, Kind.AUTO_BOOL):
-        group.add_argument(flag, dest=spec.name, nargs="?", const="true", metavar="BOOL",
+        group.add_argument(flag, dest=spec.name, nargs="?", const="true", metavar=spec.metavar or "BOOL",
                            help=f"{help_text} Off: --no-{flag[2:]}.")
         group.add_argument("--no-" + flag[2:], dest=spec.name, action="store_const", const="false",
                            help=argparse.SUPPRESS)

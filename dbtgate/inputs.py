@@ -53,6 +53,7 @@ class InputSpec:
     kind: Kind = Kind.TEXT
     group: Group = Group.WHAT_TO_RUN
     commands: tuple[str, ...] = RUN  # the CLI commands that take it as a flag
+    metavar: str = ""               # the CLI's name for the value, when a boolean takes another word too
 
     @property
     def flag(self) -> str:
@@ -138,7 +139,7 @@ INPUTS: tuple[InputSpec, ...] = (
               "the job's build, run, test, seed and snapshot commands (through steps_override), so dbt stops "
               "itself and dbtgate only polls the run's status: fewer bytes read, nothing to cancel.",
               "false",
-              kind=Kind.BOOL, group=Group.WAITING, commands=GATE),
+              kind=Kind.BOOL, group=Group.WAITING, commands=GATE, metavar="{true,false,dbt}"),
     InputSpec("wait_for_job", "Wait for the run to finish. false: trigger, set run_id, and return at once.",
               "true", cli_flag="--wait",
               kind=Kind.BOOL, group=Group.WAITING, commands=RUN),

@@ -59,6 +59,18 @@ def test_a_failing_run_exits_1_with_a_plain_error(emulator_factory: EmulatorFact
     assert re.search(r"FAIL \d+ not_null_orders_order_id", result.stderr)  # the failing step's log
 
 
+def test_fail_fast_dbt_from_the_cli_triggers_with_dbts_flag(emulator_factory: EmulatorFactory) -> None:
+    emulator = emulator_factory(time_scale=600)
+    result = cli("run", "--job-id", "2", "--fail-fast", "dbt", "--interval", "0.2", "--no-get-artifacts",
+                 env=dbt_env(emulator))
+    assert result.returncode == 1, result.stderr
+    [trigger] = emulator.log.of("trigger")
+    stoppable = [step for step in trigger.body["steps_override"]
+                 if step.split()[1] in ("build", "run", "test", "seed", "snapshot")]
+    assert stoppable and all(step.endswith("--fail-fast") for step in stoppable), trigger.body
+    assert "{true,false,dbt}" in cli("run", "--help").stdout
+
+
 def test_dbt_cloud_host_and_https(emulator_factory: EmulatorFactory) -> None:
     emulator = emulator_factory(tls=True, time_scale=600)
     env = {"DBT_CLOUD_API_TOKEN": TOKEN, "DBT_CLOUD_HOST": emulator.url.removeprefix("https://"),
