@@ -578,15 +578,16 @@ FAIL_FAST_SKIP = "Skipping due to fail_fast"     # dbt-core's message for the no
 
 def stopped_at_first_failure(runs: list[NodeRun]) -> list[NodeRun]:
     """The node runs as dbt's --fail-fast leaves them: at the first error or test failure dbt kills the queries in
-    flight and starts nothing more. The nodes it interrupted are reported skipped at that moment; the ones it never
-    started are skipped too, with FAIL_FAST_SKIP as their message (dbt-core >= 1.7, runnable.execute_nodes: they are
-    in run_results.json, so `dbt retry` runs them; the log has no line of their own). Times in natural seconds, as
-    schedule() returns them."""
+    flight and starts nothing more. Every node without a result by then — interrupted or never started — is reported
+    skipped with FAIL_FAST_SKIP as its message (dbt-core >= 1.7, runnable.execute_nodes): they are in
+    run_results.json, so `dbt retry` runs them, and the console's "Completed with N errors" counts them while their
+    message goes to the debug log only. Times in natural seconds, as schedule() returns them."""
     first = min((r.end for r in runs if r.status in ("error", "fail")), default=None)
     if first is None:
         return runs
     kept = [r for r in runs if r.end <= first]
-    interrupted = [replace(r, status="skipped", end=first) for r in runs if r.start < first < r.end]
+    interrupted = [replace(r, status="skipped", end=first, message=FAIL_FAST_SKIP)
+                   for r in runs if r.start < first < r.end]
     never = [replace(r, status="skipped", start=first, end=first, message=FAIL_FAST_SKIP)
              for r in runs if r.start >= first and r.end > first]
     return kept + interrupted + never
@@ -911,7 +912,14 @@ def _write_nodes(out: _Lines, project: Project, selected: list[int], finished: l
     for r in finished:
         node = project.nodes[r.index]
         if r.message == FAIL_FAST_SKIP:
-            continue          # never started: dbt prints no line for it, only counts it in the closing summary
+            # dbt prints no result for a node --fail-fast stopped: a START if it had begun, then dbt cancels its
+            # query (runnable._cancel_connections); one never started has no line at all.
+            if r.start < r.end:
+                events.append((r.start, 0, r.number,
+                               _justify(f"{r.number} of {total} START {_describe(node)}", "RUN"), r.thread))
+                events.append((r.end, 3, r.number, _justify(f"CANCEL query {node.unique_id}",
+                                                            out.paint("CANCEL", 31)), r.thread))
+            continue
         if r.status == "skipped":
             kind = "test" if node.resource_type == "test" else "relation"
             label = node.name if kind == "test" else f"{node.schema}.{node.name}"
@@ -988,12 +996,14 @@ def _closing(out: _Lines, project: Project, selected: list[int], runs: list[Node
     out.add(at, "")
     errors = sorted((r for r in runs if r.status in ("error", "fail")), key=lambda r: r.end)
     warns = sorted((r for r in runs if r.status == "warn"), key=lambda r: r.end)
+    # dbt counts a skip with a message (--fail-fast's) as an error here, but prints its message at debug level only.
+    counted = len(errors) + sum(1 for r in runs if r.status == "skipped" and r.message == FAIL_FAST_SKIP)
     if not errors and not warns:
         out.add(at, out.paint("Completed successfully", 32))
     elif not errors:
         out.add(at, out.paint(f"Completed with {len(warns)} warning{'s' if len(warns) != 1 else ''}:", 33))
     else:
-        out.add(at, out.paint(f"Completed with {len(errors)} error{'s' if len(errors) != 1 else ''}, 0 partial "
+        out.add(at, out.paint(f"Completed with {counted} error{'s' if counted != 1 else ''}, 0 partial "
                               f"successes, and {len(warns)} warning{'s' if len(warns) != 1 else ''}:", 31))
     if errors or warns:
         out.add(at, "")
