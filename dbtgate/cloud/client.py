@@ -89,11 +89,14 @@ class DbtCloudClient:
         return self._run(run)
 
     def get_run(self, run_id: int, include: Sequence[str] = RUN_INCLUDE, *, deadline: float,
-                not_found_grace_until: float | None = None) -> Run:
+                not_found_grace_until: float | None = None, missing_is_final: bool = False) -> Run:
+        """`not_found_grace_until`: a 404 before then is asked again (a brand-new run can 404 for a few seconds).
+        `missing_is_final`: the id is the user's, so a 404 the grace could not outlast (the attempts or the time ran
+        out first) is the answer — a wrong id — rather than a timeout or an outage."""
         params = {"include_related": json.dumps(list(include))} if include else None
         job_of = self._run_jobs.get(run_id)
         run: Run = self._call("GET", f"runs/{run_id}/", params=params, what=f"run {run_id}", deadline=deadline,
-                              not_found_grace_until=not_found_grace_until,
+                              not_found_grace_until=not_found_grace_until, missing_is_final=missing_is_final,
                               parse=lambda data: _the_run(data, run_id, job_of))
         return self._run(run)
 
@@ -188,7 +191,7 @@ class DbtCloudClient:
 
     def _call(self, method: str, path: str, *, what: str, deadline: float, params: dict[str, Any] | None = None,
               json_body: dict[str, Any] | None = None, idempotent: bool = True, sink: Sink | None = None,
-              limit: int | None = None, not_found_grace_until: float | None = None,
+              limit: int | None = None, not_found_grace_until: float | None = None, missing_is_final: bool = False,
               parse: Callable[[Any], Any] | None = None) -> Any:
         """One logical call: attempts with backoff until an answer, a final failure, or the deadline.
 
@@ -218,8 +221,7 @@ class DbtCloudClient:
             verdict = classify(attempt, idempotent=idempotent)
             if verdict is Verdict.OK:
                 return payload
-            # A brand-new run can 404 for a few seconds: dbt Cloud's own 404 is asked again within the grace, and
-            # stays a 404 (a wrong id: bad input) when the attempts or the time left run out within the grace.
+            # A brand-new run can 404 for a few seconds: dbt Cloud's own 404 is asked again within the grace.
             graced = (attempt.status == 404 and not_found_grace_until is not None and _is_dbt_cloud(response)
                       and self.clock.monotonic() < not_found_grace_until)
             if graced:
@@ -231,8 +233,8 @@ class DbtCloudClient:
                 raise self._failure(attempt, response, what)
             delay = self.policy.delay(attempt_number, attempt.retry_after, self.rand)
             remaining = deadline - self.clock.monotonic()
-            if graced and (attempt_number >= self.policy.max_attempts or delay >= remaining):
-                raise self._failure(attempt, response, what)
+            if graced and missing_is_final and (attempt_number >= self.policy.max_attempts or delay >= remaining):
+                raise self._failure(attempt, response, what)      # the user's id was never seen: a wrong id
             if attempt_number >= self.policy.max_attempts:
                 raise ApiError(f"dbt Cloud at {self.host} kept failing for {what}: {last_error} "
                                  f"({attempt_number} attempts). Check https://status.getdbt.com and retry the "

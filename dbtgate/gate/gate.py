@@ -117,7 +117,7 @@ class Gate:
             # few seconds: look again for a while before calling the id wrong.
             grace = self.tools.clock.monotonic() + GIVEN_RUN_404_GRACE
             state.see(client.get_run(config.run_id, ("run_steps", "job", "trigger"), deadline=state.deadline,
-                                     not_found_grace_until=grace))
+                                     not_found_grace_until=grace, missing_is_final=True))
             assert state.run is not None
             self.tools.emit(f"Waiting on existing run {state.run.id}: {state.run.href}")
             return state.run
@@ -178,7 +178,8 @@ class Gate:
                 detail = (f"input `dbt_cloud_account_id`: {config.account_id} is not an account this token can use "
                           f"(it can use {shown}). Set it to the number after /deploy/ in your dbt Cloud URLs.")
         if failure.kind is ApiErrorKind.NOT_FOUND and config.run_id is not None:
-            detail += f" (dbtgate asked for {GIVEN_RUN_404_GRACE:.0f} s, as a new run can be invisible at first.)"
+            detail += (f" dbtgate looked again for up to {GIVEN_RUN_404_GRACE:.0f} s (within the timeout), since a "
+                       "new run can be invisible at first.")
         return state.result(Outcome.CONFIG_ERROR, detail)
 
     # ---- wait and decide ----------------------------------------------------------------------------------------

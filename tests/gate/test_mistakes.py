@@ -45,7 +45,7 @@ def test_a_wrong_id_or_token_is_bad_input_at_the_first_call(inputs: dict[str, st
     assert seen.emulator.log.of("trigger") == [], "nothing was triggered"
     if names == "run_id":
         # A given run id may 404 for its first seconds (a brand-new run's race): asked again for 10 s, no longer.
-        assert "asked for 10 s" in seen.summary and 3 <= len(seen.emulator.log.all()) <= 8
+        assert "looked again for up to 10 s" in seen.summary and 3 <= len(seen.emulator.log.all()) <= 8
     else:
         assert len(seen.emulator.log.all()) <= 3, "found at the first call, not after retries"
 

@@ -131,6 +131,16 @@ def test_a_given_run_id_that_404s_in_its_first_seconds_is_waited_on(emulator_fac
     assert len(emulator.log.of("trigger")) == 1
 
 
+def test_a_triggered_run_that_404s_until_the_timeout_is_a_timeout_not_a_wrong_id(
+        emulator_factory: EmulatorFactory) -> None:
+    # Only a run id the user gave is called wrong when it never appears; this gate's own new run is a timeout.
+    clock = VirtualClock()
+    emulator = emulator_factory(jobs=JOBS, clock=clock, faults=[{"kind": "not_found_new_run", "polls": 50}])
+    seen = _gate_on(emulator, clock, {"dbt_cloud_job_id": "4", "timeout": "10s"})
+    assert (seen.outcome, seen.exit_code) == ("timeout", 1), seen.summary
+    assert "run\\_id" not in seen.summary
+
+
 def test_waiting_on_an_existing_run_past_the_timeout_does_not_cancel_it(emulator_factory: EmulatorFactory) -> None:
     clock = VirtualClock()
     emulator = emulator_factory(jobs=JOBS, clock=clock)
