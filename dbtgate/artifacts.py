@@ -22,6 +22,7 @@ from dbtgate.cloud.interface import CloudApi
 from dbtgate.cloud.models import RunStep, api_text
 from dbtgate.errors import ApiError, DeadlineExceeded
 from dbtgate.escape import encoded_pattern
+from dbtgate.parsers import dbt_command
 
 FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
 WARN_STATUSES = frozenset({"warn"})
@@ -504,7 +505,6 @@ RESULT_COMMANDS = frozenset({"build", "run", "test", "seed", "snapshot", "retry"
                              "run-operation", "clone", "compile"})
 # Commands that run the project's nodes: the last of these decides a run's results ("source freshness" does not).
 NODE_COMMANDS = frozenset({"build", "run", "test", "seed", "snapshot", "retry", "run-operation", "clone"})
-DBT_COMMANDS = RESULT_COMMANDS | {"docs", "deps", "parse", "ls", "list", "show", "debug", "init", "clean"}
 _STEP_INVOCATION = re.compile(r"`dbt\s([^`]{0,500})`")
 
 
@@ -514,7 +514,7 @@ def step_command(step_name: str) -> str:
     found = _STEP_INVOCATION.search(step_name)
     if found is None:
         return ""
-    return next((word for word in found.group(1).split() if word in DBT_COMMANDS), "")
+    return dbt_command(found.group(1).split())
 
 
 def result_steps(steps: Sequence[RunStep], run_failed: bool = True) -> ResultSteps:

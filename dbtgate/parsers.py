@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -381,3 +382,16 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+# Every dbt command, and `freshness` (run_results.json's args.which for `dbt source freshness`). The command of an
+# invocation is the first of these: global options come before it, some with a value (`dbt --target prod build`).
+DBT_COMMANDS = frozenset({"build", "run", "test", "seed", "snapshot", "retry", "freshness", "source", "run-operation",
+                          "clone", "compile", "docs", "deps", "parse", "ls", "list", "show", "debug", "init", "clean"})
+
+
+def dbt_command(arguments: Sequence[str]) -> str:
+    """The dbt command among the words after `dbt`: "build" from ["--target", "prod", "build", "-s", "x"]; "" when
+    none is there."""
+    return next((word for word in arguments if word in DBT_COMMANDS), "")
+

@@ -698,7 +698,7 @@ def command_step(project: Project, command: str, shape: RunShape, *, only: froze
         failures: int | None = None
         adapter = ""
         if r.status == "skipped":
-            message = r.message if r.message == FAIL_FAST_SKIP else None
+            message = r.message        # None, or FAIL_FAST_SKIP for a node --fail-fast stopped
         elif r.index in explicit:
             result = explicit[r.index]
             failures = result.failures

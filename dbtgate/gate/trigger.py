@@ -15,7 +15,7 @@ from dbtgate.gate.cancel import cancel_run, find_created_run
 from dbtgate.gate.find import same_commit
 from dbtgate.gate.state import CANCEL_BUDGET, GateState, outcome_of
 from dbtgate.outcome import Outcome
-from dbtgate.parsers import FailFast
+from dbtgate.parsers import FailFast, dbt_command
 
 TRIGGER_TRIES = 3
 # What decides what a run builds. A run in flight is reused only if every one of these is what this gate would
@@ -27,10 +27,6 @@ BUILD_FIELDS = ("git_sha", "git_branch", "github_pull_request_id", "gitlab_merge
 IN_FLIGHT = (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING)
 # The dbt commands that run nodes and so stop at dbt's --fail-fast (a global flag: any position is accepted).
 FAIL_FAST_VERBS = frozenset({"build", "run", "test", "seed", "snapshot"})
-# Every dbt subcommand: the command's verb is the first of these after `dbt`, since global options that take a
-# value (`dbt --target prod build`, `--log-level debug`) put other words before it.
-DBT_VERBS = FAIL_FAST_VERBS | {"clean", "clone", "compile", "debug", "deps", "docs", "init", "list", "ls", "parse",
-                               "retry", "run-operation", "show", "source"}
 
 
 def reuse_mismatch(wanted: dict[str, object], run: Run, job_id: int) -> str:
@@ -123,7 +119,7 @@ def with_dbt_fail_fast(commands: Sequence[str], job: Job, *, overridden: bool = 
     stoppable = 0
     for command in commands:
         words = command.split()
-        verb = next((word for word in words[1:] if word in DBT_VERBS), "") if words[:1] == ["dbt"] else ""
+        verb = dbt_command(words[1:]) if words[:1] == ["dbt"] else ""
         if verb in FAIL_FAST_VERBS:
             stoppable += 1
             if "--fail-fast" not in words and "-x" not in words:
